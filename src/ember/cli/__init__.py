@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "render": ("ember.cli.plan_cmds", "render", "Write Dockerfiles, compose file and README."),
     "resolve": ("ember.cli.compat_cmds", "resolve", "Choose a toolchain for GPUs and a driver."),
     "gpus": ("ember.cli.compat_cmds", "gpus", "List known GPUs and what supports them."),
+    "base": ("ember.cli.base_cmds", "base", "Make base images offline (debootstrap + import)."),
 }
 
 
