@@ -1,0 +1,73 @@
+"""`ember plan` and `ember render`: what would be built, and the files that build it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ember.errors import EmberError
+
+
+def _plan(obj: Any, local: str | None = None) -> Any:
+    from ember.plan import make_plan
+
+    return make_plan(obj.load_spec(), local=local)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--local", metavar="PATH", default=None, help="Plan a build of this local tree.")
+@click.pass_obj
+def plan(obj: Any, as_json: bool, local: str | None) -> None:
+    """Say what would be built, and why."""
+    p = _plan(obj, local)
+    data = p.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    tc = data["toolchain"]
+    click.echo(f"spec: {p.origin}")
+    click.echo(f"builder: {p.builder_image} FROM {p.spec.toolchain.base}")
+    click.echo(
+        "  toolchain: "
+        + ", ".join(f"{k.upper() if k != 'cmake' else 'CMake'} {v}" for k, v in tc.items() if v)
+    )
+    click.echo(f"runtime: {p.runtime_image} FROM {data['runtime']['base']}")
+    target = p.target
+    click.echo(f"target: {', '.join(target.gpus) or 'CPU only'}")
+    if target.cuda_architectures:
+        click.echo(f"  CUDA architectures: {target.cuda_architectures}")
+    if target.min_driver:
+        click.echo(f"  minimum driver: {target.min_driver}")
+    for reason in target.reasons:
+        click.echo(f"  because: {reason}")
+    for warning in target.warnings:
+        click.echo(f"  warning: {warning}")
+    click.echo("would:")
+    for step in p.actions():
+        click.echo(f"  - {step}")
+    for note in p.notes:
+        click.echo(f"note: {note}")
+
+
+@click.command()
+@click.option("--out", "out", required=True, metavar="DIR", help="Folder to write the files into.")
+@click.pass_obj
+def render(obj: Any, out: str) -> None:
+    """Write builder/runtime Dockerfiles, docker-compose.yml, .env.example and README.md."""
+    from ember.render import render_all
+
+    files = render_all(_plan(obj))
+    root = Path(out)
+    try:
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise EmberError(f"cannot write to {root}: {exc.strerror}") from None
+    for rel in files:
+        click.echo(str(root / rel))
