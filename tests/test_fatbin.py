@@ -259,6 +259,17 @@ def test_corrupt_fat_size_inside_real_library(built: dict[str, Path], tmp_path: 
 
 
 @needs_nvcc
+def test_section_count_past_the_file_is_refused(built: dict[str, Path]) -> None:
+    """ELF extended numbering (e_shnum = 0) could claim 2**40 sections: refused, not walked."""
+    data = bytearray(built["plain.so"].read_bytes())
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
+    struct.pack_into("<H", data, 0x3C, 0)
+    struct.pack_into("<Q", data, shoff + 0x20, 2**40)
+    with pytest.raises(FatbinError, match="section header table"):
+        read_gpu_code(bytes(data))
+
+
+@needs_nvcc
 @pytest.mark.skipif(CUOBJDUMP is None, reason="no cuobjdump (install nvidia-cuda-cuobjdump)")
 @pytest.mark.parametrize(
     "name",

@@ -387,6 +387,13 @@ def _entries_from_stream(stream: BinaryIO, total: int) -> tuple[FatbinEntry, ...
     found: list[tuple[int, int]] = []
     try:
         elf = ELFFile(stream)
+        # Bound the walk by the file itself: extended numbering lets e_shnum claim 2**64.
+        table_end = int(elf["e_shoff"]) + elf.num_sections() * int(elf["e_shentsize"])
+        if table_end > total:
+            raise FatbinError(
+                f"the section header table ends at offset {table_end:#x}, "
+                f"past the end of the file ({total} bytes)"
+            )
         for section in elf.iter_sections():
             if section.name not in FATBIN_SECTIONS or section["sh_type"] == "SHT_NOBITS":
                 continue

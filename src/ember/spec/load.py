@@ -7,6 +7,7 @@ what is allowed; an unknown key also names the closest valid one.
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -72,13 +73,34 @@ def _first_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+_UNION_TAG = re.compile(r"^(?:constrained-str|str|int|bool|float|none|[a-z-]+\[.*\])$")
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """The key path of an error, without pydantic's union-branch tags."""
+    out: list[int | str] = []
+    model: type[BaseModel] | None = Spec
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            out.append(part)
+            model = None
+        elif model is not None and part in model.model_fields:
+            out.append(part)
+            model = _first_model(model.model_fields[part].annotation)
+        elif model is not None and i == len(loc) - 1:
+            out.append(part)  # an unknown key
+        elif _UNION_TAG.match(part):
+            continue
+        else:
+            out.append(part)  # a key of a table such as [runtime.env]
+    return tuple(out)
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     parts: list[str] = []
     for part in loc:
         if isinstance(part, int):
             parts.append(f"[{part}]")
-        elif part.startswith(("function-", "literal[", "str", "int", "list[", "dict[")) or part in ("function-after",):
-            continue
         else:
             parts.append(("." if parts else "") + part)
     return "".join(parts)
@@ -86,7 +108,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 
 def _message(error: Mapping[str, Any]) -> tuple[str, str | None]:
     """A short message and a hint for one pydantic error."""
-    loc = tuple(error["loc"])
+    loc = _clean_loc(tuple(error["loc"]))
     kind = error["type"]
     if kind == "extra_forbidden":
         model = _model_for(loc[:-1]) if len(loc) > 1 else Spec
@@ -125,10 +147,12 @@ def validate(data: dict[str, Any], file: str) -> Spec:
         errors = exc.errors(include_url=False)
         first = errors[0]
         message, hint = _message(first)
-        more = len(errors) - 1
+        locs = {_clean_loc(tuple(err["loc"])) for err in errors}
+        more = len(locs) - 1
         if more:
             message += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise SpecError(message, file=file, key=_key_path(tuple(first["loc"])), hint=hint) from None
+        key = _key_path(_clean_loc(tuple(first["loc"])))
+        raise SpecError(message, file=file, key=key, hint=hint) from None
 
 
 def load_text(data: bytes | str, file: str) -> Spec:
