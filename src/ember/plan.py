@@ -88,7 +88,9 @@ class Plan:
             what = f"{src.git} at {src.ref} (resolved to a commit at build time)"
         else:
             what = f"the local tree {self.source_dir}"
-        steps.append(f"build runtime {self.runtime_image} from {what}, using {self.runtime_dockerfile}")
+        steps.append(
+            f"build runtime {self.runtime_image} from {what}, using {self.runtime_dockerfile}"
+        )
         return steps
 
     def to_json(self) -> dict[str, Any]:
@@ -159,7 +161,9 @@ def decide_target(spec: Spec) -> TargetDecision:
     target = spec.target
     cuda = spec.toolchain.cuda
     if not target.gpus or cuda is None or cuda.recipe == "none":
-        return TargetDecision((), target.cuda_architectures, None, (), ("no GPU target: CPU build",))
+        return TargetDecision(
+            (), target.cuda_architectures, None, (), ("no GPU target: CPU build",)
+        )
     from ember import compat
 
     decision = compat.resolve(

@@ -8,7 +8,6 @@ so `ember --help` stays instant. `COMMANDS` maps a verb to
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import Any
 
 import click

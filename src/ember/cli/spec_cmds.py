@@ -11,9 +11,17 @@ from ember.errors import UsageError
 
 
 @click.command()
-@click.option("--profile", "profile_name", default=None, metavar="NAME", help="Profile to start from (default: ollama37).")
+@click.option(
+    "--profile",
+    "profile_name",
+    default=None,
+    metavar="NAME",
+    help="Profile to start from (default: ollama37).",
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--out", "out", default="ember.toml", show_default=True, metavar="FILE", help="Where to write.")
+@click.option(
+    "--out", "out", default="ember.toml", show_default=True, metavar="FILE", help="Where to write."
+)
 @click.pass_obj
 def init(obj: object, profile_name: str | None, force: bool, out: str) -> None:
     """Write an annotated ember.toml from a profile, to edit."""

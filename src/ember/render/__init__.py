@@ -18,7 +18,13 @@ from ember.spec.model import Spec, Tool
 CA_SECRET_ID = "cacert"
 CA_SECRET_PATH = f"/run/secrets/{CA_SECRET_ID}"
 # Tools that fetch over HTTPS read these; set only inside the RUN step that fetches.
-CA_ENV_VARS = ("SSL_CERT_FILE", "PIP_CERT", "CURL_CA_BUNDLE", "GIT_SSL_CAINFO", "REQUESTS_CA_BUNDLE")
+CA_ENV_VARS = (
+    "SSL_CERT_FILE",
+    "PIP_CERT",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "REQUESTS_CA_BUNDLE",
+)
 
 COMPOSE_FILE = "docker-compose.yml"
 ENV_FILE = ".env.example"
@@ -72,7 +78,12 @@ def _base_packages(spec: Spec) -> list[str]:
     recipes = {tool.recipe for _, tool in _tools(spec)}
     needs = []
     if recipes & {"archive", "source"}:
-        needs += ["curl", "ca-certificates", "tar", "xz-utils" if spec.toolchain.family == "debian" else "xz"]
+        needs += [
+            "curl",
+            "ca-certificates",
+            "tar",
+            "xz-utils" if spec.toolchain.family == "debian" else "xz",
+        ]
     if "pip" in recipes and spec.toolchain.family == "rhel":
         needs += ["python3"]
     for pkg in needs:
@@ -87,7 +98,9 @@ def _gcc_command(spec: Spec) -> str:
 
 def _checks(spec: Spec) -> list[tuple[str, str, str]]:
     """(tool, command printing its version, expected text) for the builder's self-check."""
-    checks = [("GCC", f"{shlex.quote(_gcc_command(spec))} -dumpfullversion", spec.toolchain.gcc.version)]
+    checks = [
+        ("GCC", f"{shlex.quote(_gcc_command(spec))} -dumpfullversion", spec.toolchain.gcc.version)
+    ]
     tc = spec.toolchain
     if tc.cuda and tc.cuda.recipe != "none":
         checks.append(("CUDA", "nvcc --version", f"release {tc.cuda.version}"))

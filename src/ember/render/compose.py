@@ -76,5 +76,7 @@ def render_compose(plan: Plan, *, gpu: bool) -> str:
         )
     if not gpu:
         header.append("# GPU reservation off (CPU only).")
-    body = yaml.safe_dump(compose_document(plan, gpu=gpu), sort_keys=False, default_flow_style=False)
+    body = yaml.safe_dump(
+        compose_document(plan, gpu=gpu), sort_keys=False, default_flow_style=False
+    )
     return "\n".join(header) + "\n" + body

@@ -33,4 +33,6 @@ def load_selected(spec_path: str | None, profile: str | None, cwd: Path | None =
     path = Path(spec_path) if spec_path else here / DEFAULT_SPEC_FILE
     if spec_path or path.exists():
         return Loaded(load_file(path), str(path), path.resolve().parent, None)
-    return Loaded(profiles.load(DEFAULT_PROFILE), f"profile {DEFAULT_PROFILE}", here, DEFAULT_PROFILE)
+    return Loaded(
+        profiles.load(DEFAULT_PROFILE), f"profile {DEFAULT_PROFILE}", here, DEFAULT_PROFILE
+    )

@@ -32,7 +32,9 @@ def parse_toml(data: bytes | str, file: str) -> dict[str, Any]:
     """Parse TOML, turning encoding and syntax problems into `SpecError`."""
     if isinstance(data, bytes):
         if len(data) > MAX_SPEC_BYTES:
-            raise SpecError(f"is larger than {MAX_SPEC_BYTES} bytes; a spec is a small text file", file=file)
+            raise SpecError(
+                f"is larger than {MAX_SPEC_BYTES} bytes; a spec is a small text file", file=file
+            )
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -44,7 +46,8 @@ def parse_toml(data: bytes | str, file: str) -> dict[str, Any]:
     if "\x00" in text:
         raise SpecError("contains NUL bytes; a spec must be a TOML text file", file=file)
     try:
-        return tomllib.loads(text)
+        parsed: dict[str, Any] = tomllib.loads(text)
+        return parsed
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"invalid TOML: {exc}", file=file) from None
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import ipaddress
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # A Docker repository path component: lowercase letters and digits, separated by
 # single '.', '_' or '-'. No '/', no '..', nothing a path or shell could misread.
@@ -60,9 +67,13 @@ class Project(Section):
 class Source(Section):
     """`[source]`: a git repository at a ref, or a local tree. Exactly one of `git` and `path`."""
 
-    git: Annotated[str, StringConstraints(pattern=r"^(?:(?:https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+)$")] | None = Field(
-        None, description="Git URL cloned in the compile stage."
-    )
+    git: (
+        Annotated[
+            str,
+            StringConstraints(pattern=r"^(?:(?:https?|git|ssh|file)://\S+|[\w.-]+@[\w.-]+:\S+)$"),
+        ]
+        | None
+    ) = Field(None, description="Git URL cloned in the compile stage.")
     ref: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._/@+-]{1,200}$")] = Field(
         "main", description="Branch, tag or commit; resolved to a commit at build time."
     )
@@ -82,7 +93,9 @@ class Source(Section):
     @model_validator(mode="after")
     def _one_source(self) -> Source:
         if (self.git is None) == (self.path is None):
-            raise ValueError("give exactly one of `git` (a repository URL) or `path` (a local tree)")
+            raise ValueError(
+                "give exactly one of `git` (a repository URL) or `path` (a local tree)"
+            )
         return self
 
 
@@ -93,13 +106,21 @@ class Target(Section):
         default_factory=list,
         description='GPU names ("Tesla K80") or compute capabilities ("3.7"); empty = CPU only.',
     )
-    driver: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}(?:\.[0-9]{1,3}){1,2}$")] | None = Field(
-        None, description="Host NVIDIA driver version, e.g. 470.256.02."
+    driver: Annotated[str, StringConstraints(pattern=r"^[0-9]{3}(?:\.[0-9]{1,3}){1,2}$")] | None = (
+        Field(None, description="Host NVIDIA driver version, e.g. 470.256.02.")
     )
     arch_mode: Literal["real", "virtual", "both"] = Field(
         "real", description="real = native cubins only; virtual = PTX only (JIT at start); both."
     )
-    cuda_architectures: Annotated[str, StringConstraints(pattern=r"^[0-9]{2,3}[a-f]?(?:-real|-virtual)?(?:;[0-9]{2,3}[a-f]?(?:-real|-virtual)?)*$")] | None = Field(
+    cuda_architectures: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^[0-9]{2,3}[a-f]?(?:-real|-virtual)?(?:;[0-9]{2,3}[a-f]?(?:-real|-virtual)?)*$"
+            ),
+        ]
+        | None
+    ) = Field(
         None,
         description="Explicit CMAKE_CUDA_ARCHITECTURES (e.g. a preset's list); default: "
         "derived from `gpus` and `arch_mode`.",
@@ -118,8 +139,12 @@ class Tool(Section):
 
     version: Version = Field(description="The version this recipe provides.")
     recipe: Literal["package", "archive", "source", "pip", "none"]
-    packages: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_=:~-]*$")]] = Field(default_factory=list)
-    repo: str | None = Field(None, description="Package repository to add (an rpm .repo URL or a deb line).")
+    packages: list[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_=:~-]*$")]
+    ] = Field(default_factory=list)
+    repo: str | None = Field(
+        None, description="Package repository to add (an rpm .repo URL or a deb line)."
+    )
     release: Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+$")] | None = Field(
         None, description="Debian release to install from (e.g. bookworm-backports)."
     )
@@ -134,7 +159,9 @@ class Tool(Section):
     def _recipe_fields(self) -> Tool:
         if self.recipe in ("archive", "source"):
             if not self.url or not self.sha256:
-                raise ValueError(f"recipe {self.recipe!r} needs `url` and `sha256` (downloads are checked)")
+                raise ValueError(
+                    f"recipe {self.recipe!r} needs `url` and `sha256` (downloads are checked)"
+                )
         if self.recipe in ("package", "pip") and not self.packages:
             raise ValueError(f"recipe {self.recipe!r} needs `packages`")
         return self
@@ -153,9 +180,9 @@ class Toolchain(Section):
     base: ImageRef = Field(description="Base image of the builder.")
     family: Literal["rhel", "debian"] = Field(description="Package manager family of the base.")
     bootstrap: Bootstrap | None = None
-    packages: list[Annotated[str, StringConstraints(pattern=r"^@?[A-Za-z0-9][A-Za-z0-9.+_=:~ -]*$")]] = Field(
-        default_factory=list, description="Extra distribution packages (git, make, ...)."
-    )
+    packages: list[
+        Annotated[str, StringConstraints(pattern=r"^@?[A-Za-z0-9][A-Za-z0-9.+_=:~ -]*$")]
+    ] = Field(default_factory=list, description="Extra distribution packages (git, make, ...).")
     cuda: Tool | None = None
     gcc: Tool
     cmake: Tool | None = None
@@ -169,9 +196,13 @@ class CMakeBuild(Section):
     preset: str | None = None
     args: list[str] = Field(default_factory=list)
     build_dir: str = "build"
-    components: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")]] = Field(default_factory=list)
+    components: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")]] = Field(
+        default_factory=list
+    )
     strip: bool = True
-    prefix: str | None = Field(None, description="Install prefix; default: the preset's installDir.")
+    prefix: str | None = Field(
+        None, description="Install prefix; default: the preset's installDir."
+    )
 
 
 class GoBuild(Section):
@@ -206,7 +237,9 @@ class Build(Section):
     def _relative_sources(cls, value: dict[str, str]) -> dict[str, str]:
         for src in value:
             if src.startswith("/") or ".." in src.split("/") or not src:
-                raise ValueError(f"artifact source {src!r} must be a relative path inside the build")
+                raise ValueError(
+                    f"artifact source {src!r} must be a relative path inside the build"
+                )
         return value
 
 
@@ -232,8 +265,18 @@ class Runtime(Section):
     entrypoint: list[str] = Field(default_factory=list)
     cmd: list[str] = Field(default_factory=list)
     healthcheck: Healthcheck | None = None
-    user: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$")] | None = None
-    labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")], str] = Field(default_factory=dict)
+    user: (
+        Annotated[
+            str,
+            StringConstraints(
+                pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]*)?$"
+            ),
+        ]
+        | None
+    ) = None
+    labels: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]*$")], str] = Field(
+        default_factory=dict
+    )
 
 
 class Compose(Section):
@@ -241,11 +284,11 @@ class Compose(Section):
 
     service: Name | None = Field(None, description="Service name; default: the project name.")
     gpu: bool = Field(True, description="Reserve NVIDIA GPUs (off: CPU only, like --no-gpu).")
-    gpus: Literal["all"] | list[Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]+$")]] = Field(
-        "all", description='"all" or a list of device ids / UUIDs.'
+    gpus: Literal["all"] | list[Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z-]+$")]] = (
+        Field("all", description='"all" or a list of device ids / UUIDs.')
     )
     runtime: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]*$")] = Field(
-        "nvidia", description="Container runtime used with the GPU reservation (\"\" for none)."
+        "nvidia", description='Container runtime used with the GPU reservation ("" for none).'
     )
     restart: Literal["no", "always", "on-failure", "unless-stopped"] = "unless-stopped"
     devices: list[AbsPath] = Field(
@@ -277,10 +320,10 @@ class EngineSettings(Section):
     builder: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+$")] | None = Field(
         None, description="buildx builder instance to use (default: the current one)."
     )
-    network: Literal["host", "default", "none"] = Field(
-        "host", description="Network of RUN steps."
+    network: Literal["host", "default", "none"] = Field("host", description="Network of RUN steps.")
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)?$")] = (
+        "linux/amd64"
     )
-    platform: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+/[a-z0-9]+(?:/[a-z0-9]+)?$")] = "linux/amd64"
 
 
 class Spec(Section):
@@ -298,7 +341,9 @@ class Spec(Section):
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         if self.target.gpus and self.toolchain.cuda is None:
-            raise ValueError("`target.gpus` is set but `toolchain.cuda` is missing: add a CUDA recipe or empty the GPU list")
+            raise ValueError(
+                "`target.gpus` is set but `toolchain.cuda` is missing: add a CUDA recipe or empty the GPU list"
+            )
         if self.build.go is not None and self.toolchain.go is None:
             raise ValueError("`build.go` needs `toolchain.go`")
         if self.build.cmake is not None and self.toolchain.cmake is None:
@@ -312,5 +357,3 @@ class Spec(Section):
     @property
     def service_name(self) -> str:
         return self.compose.service or self.project.name
-
-
