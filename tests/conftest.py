@@ -24,17 +24,16 @@ def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def run_cli(tmp_path: Path) -> Callable[..., Result]:
-    """Run `ember ARGS...` through click's test runner in an empty working directory.
+def run_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run `ember ARGS...` through click's test runner, in the test's tmp_path.
 
     Returns click's Result (exit_code, stdout, stderr). Exceptions other than
     SystemExit are re-raised, so a traceback can never pass as an exit code.
     """
+    monkeypatch.chdir(tmp_path)
     runner = CliRunner()
 
     def _run(*args: str, input: str | None = None) -> Result:
-        with runner.isolated_filesystem(temp_dir=tmp_path):
-            result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)
-        return result
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return _run

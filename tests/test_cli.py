@@ -85,10 +85,7 @@ def test_plan_in_words(run_cli) -> None:  # type: ignore[no-untyped-def]
     assert "build runtime ember-demo:latest from the local tree" in result.stdout
 
 
-def test_default_is_ollama37_and_a_local_ember_toml_wins(
-    run_cli, tmp_path: Path, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
+def test_default_is_ollama37_and_a_local_ember_toml_wins(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert json.loads(run_cli("plan", "--json").stdout)["origin"] == "profile ollama37"
     (tmp_path / "ember.toml").write_text(profiles.text("demo"))
     data = json.loads(run_cli("plan", "--json").stdout)

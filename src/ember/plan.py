@@ -173,20 +173,15 @@ def decide_target(spec: Spec) -> TargetDecision:
             cuda=cuda.version,
             gcc=gcc_major(spec.toolchain.gcc.version),
             arch_mode=target.arch_mode,
+            cuda_architectures=target.cuda_architectures,
         )
     )
-    archs = decision.cuda_architectures
-    reasons = list(decision.reasons)
-    if target.cuda_architectures:
-        compat.check_architectures(cuda.version, target.cuda_architectures)
-        archs = target.cuda_architectures
-        reasons.append(f"CUDA architectures given by the spec: {archs}")
     return TargetDecision(
         gpus=tuple(gpu.name for gpu in decision.gpus),
-        cuda_architectures=archs,
+        cuda_architectures=decision.cuda_architectures,
         min_driver=decision.min_driver,
         warnings=tuple(decision.warnings),
-        reasons=tuple(reasons),
+        reasons=tuple(decision.reasons),
     )
 
 

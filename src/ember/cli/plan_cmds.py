@@ -11,6 +11,9 @@ import click
 from ember.errors import EmberError
 
 
+_TOOL_NAMES = {"cuda": "CUDA", "gcc": "GCC", "cmake": "CMake", "go": "Go"}
+
+
 def _plan(obj: Any, local: str | None = None) -> Any:
     from ember.plan import make_plan
 
@@ -33,7 +36,7 @@ def plan(obj: Any, as_json: bool, local: str | None) -> None:
     click.echo(f"builder: {p.builder_image} FROM {p.spec.toolchain.base}")
     click.echo(
         "  toolchain: "
-        + ", ".join(f"{k.upper() if k != 'cmake' else 'CMake'} {v}" for k, v in tc.items() if v)
+        + ", ".join(f"{_TOOL_NAMES[k]} {v}" for k, v in tc.items() if v)
     )
     click.echo(f"runtime: {p.runtime_image} FROM {data['runtime']['base']}")
     target = p.target
