@@ -24,6 +24,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "render": ("ember.cli.plan_cmds", "render", "Write Dockerfiles, compose file and README."),
     "resolve": ("ember.cli.compat_cmds", "resolve", "Choose a toolchain for GPUs and a driver."),
     "gpus": ("ember.cli.compat_cmds", "gpus", "List known GPUs and what supports them."),
+    "build": ("ember.cli.build_cmds", "build", "Build the builder (only when missing), then the runtime."),
+    "build-builder": ("ember.cli.build_cmds", "build_builder", "Build the builder image (the toolchain)."),
+    "build-runtime": ("ember.cli.build_cmds", "build_runtime", "Build the runtime image (the builder first if missing)."),
+    "clean": ("ember.cli.build_cmds", "clean", "Remove exactly the images this spec produced."),
+    "up": ("ember.cli.compose_cmds", "up", "Start the server (docker compose) and wait until healthy."),
+    "down": ("ember.cli.compose_cmds", "down", "Stop and remove the server's containers."),
+    "logs": ("ember.cli.compose_cmds", "logs", "Print the server's log."),
+    "ps": ("ember.cli.compose_cmds", "ps", "Show the server's containers and their health."),
+    "restart": ("ember.cli.compose_cmds", "restart", "Restart the server and wait until healthy."),
     "base": ("ember.cli.base_cmds", "base", "Make base images offline (debootstrap + import)."),
 }
 

@@ -1,0 +1,379 @@
+"""The build verbs' work: preflight, builder, runtime, clean, and the GPU-code report.
+
+This is the layer between the CLI and the engine. It decides nothing the plan
+has not decided already; it checks what must hold before a long build starts,
+renders the files into a private work folder, and drives the engine through
+atomic builds, so a failure or Ctrl-C never moves a good tag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ember import proc
+from ember.engine import BuildRequest, Engine, atomic_build
+from ember.errors import EmberError, EngineError, SpecError, UsageError
+from ember.events import EventSink, Warn, null_sink
+from ember.plan import BUILDER_DOCKERFILE, Plan
+from ember.render import CA_SECRET_ID, render_all
+
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+GIT_TIMEOUT = 60.0
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass
+class BuildOptions:
+    """What the build verbs were asked for."""
+
+    no_cache: bool = False
+    ref: str | None = None  # overrides [source] ref
+    bootstrap: bool = False  # make a missing bootstrappable base
+    jobs: int | None = None
+    rebuild_builder: bool = False
+
+
+@dataclass
+class Outcome:
+    """What a build verb did, for the summary and the report."""
+
+    built: list[tuple[str, float]] = field(default_factory=list)  # (image, seconds)
+    reused: list[str] = field(default_factory=list)
+    commit: str | None = None
+    gpu_report: dict[str, Any] | None = None
+
+
+def state_dir(project: str) -> Path:
+    """Per-project folder for rendered files, logs and the last build's report."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("ember")) / project
+
+
+def new_log_dir(project: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = state_dir(project) / "logs" / stamp
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = state_dir(project) / "logs" / f"{stamp}-{n}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def write_rendered(plan: Plan, root: Path) -> dict[str, Path]:
+    """Render the six files into `root` (ember's private work folder)."""
+    paths = {}
+    for rel, text in render_all(plan).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        paths[rel] = path
+    return paths
+
+
+# ------------------------------------------------------------------ preflight
+
+
+def check_version(plan: Plan) -> None:
+    """Refuse a required version that is unset or 0.0.0, before anything runs."""
+    project = plan.spec.project
+    if project.require_version and project.version in ("", "0.0.0"):
+        raise SpecError(
+            "is unset or 0.0.0, and this profile requires a version "
+            "(a 0.0.0 server gets HTTP 412 from the model registry on pulls)",
+            file=plan.origin,
+            key="project.version",
+            hint='set it, e.g. version = "2.0.1"',
+        )
+
+
+def secrets_for(plan: Plan) -> dict[str, Path]:
+    """BuildKit secrets for the build: the CA bundle, when the spec asks for one."""
+    wanted = plan.spec.build.ca_bundle
+    if wanted is None:
+        return {}
+    path = HOST_CA_BUNDLE if wanted == "host" else Path(wanted).expanduser()
+    if not path.is_file():
+        raise SpecError(
+            f"CA bundle {path} does not exist",
+            file=plan.origin,
+            key="build.ca_bundle",
+            hint='give a readable PEM file, or "host" for /etc/ssl/certs/ca-certificates.crt',
+        )
+    return {CA_SECRET_ID: path}
+
+
+def ensure_base(engine: Engine, plan: Plan, options: BuildOptions, sink: EventSink) -> None:
+    """Make sure the builder's base image exists, or say exactly how to make it."""
+    tc = plan.spec.toolchain
+    if engine.image_exists(tc.base):
+        return
+    boot = tc.bootstrap
+    if boot is not None and options.bootstrap:
+        from ember.base import bootstrap_base_image
+
+        bootstrap_base_image(engine, tc.base, suite=boot.suite, mirror=boot.mirror, on_event=sink)
+        return
+    if boot is not None:
+        command = f"ember base bootstrap {tc.base} --suite {boot.suite} --mirror {boot.mirror}"
+        raise EngineError(
+            f"the base image {tc.base} is not in the local image store, and this spec makes "
+            "it offline rather than pulling it",
+            hint=f"make it with `{command}`, or rerun with --bootstrap",
+        )
+    # Not bootstrappable: BuildKit pulls it during the build; a failure there names it.
+
+
+def resolve_commit(plan: Plan, ref: str | None) -> str:
+    """The commit the build will use: a ref resolved with `git ls-remote`, or the local HEAD."""
+    src = plan.spec.source
+    if plan.source_kind == "local":
+        assert plan.source_dir is not None
+        result = proc.run(
+            ["git", "-C", str(plan.source_dir), "rev-parse", "HEAD"], check=False, timeout=GIT_TIMEOUT
+        )
+        return result.stdout.strip() if result.ok else "none"
+    wanted = ref or src.ref
+    if _SHA.match(wanted):
+        return wanted
+    assert src.git is not None
+    try:
+        result = proc.run(["git", "ls-remote", "--", src.git, wanted], timeout=GIT_TIMEOUT)
+    except proc.CommandError as exc:
+        raise EngineError(
+            f"cannot resolve {wanted!r} in {src.git}: {proc.last_line(exc.output) or exc}",
+            command=exc.argv,
+            hint="check the URL and your network, or give a commit with --ref",
+        ) from None
+    refs: dict[str, str] = {}
+    for line in result.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        refs[name] = sha
+    # A peeled annotated tag names the commit itself; then branches, tags, exact names.
+    for name in (f"refs/tags/{wanted}^{{}}", f"refs/heads/{wanted}", f"refs/tags/{wanted}", wanted):
+        if name in refs:
+            return refs[name]
+    raise UsageError(
+        f"{src.git} has no branch or tag {wanted!r}",
+        hint="check [source] ref, or pass --ref with a branch, tag or commit",
+    )
+
+
+# ------------------------------------------------------------------ the builds
+
+
+def _labels(plan: Plan, role: str) -> dict[str, str]:
+    from ember import __version__
+
+    spec = plan.spec
+    labels = {
+        "ember.project": spec.project.name,
+        "ember.role": role,
+        "ember.version": __version__,
+        "org.opencontainers.image.title": spec.project.name if role == "runtime" else spec.builder_name,
+    }
+    if spec.project.version:
+        labels["org.opencontainers.image.version"] = spec.project.version
+    if spec.source.git:
+        labels["org.opencontainers.image.source"] = spec.source.git
+    return labels
+
+
+def build_builder(
+    engine: Engine, plan: Plan, work: Path, options: BuildOptions, sink: EventSink, log_dir: Path
+) -> float:
+    """Build the builder image (under a temporary tag, moved on success). Returns seconds."""
+    files = write_rendered(plan, work)
+    dockerfile = files[BUILDER_DOCKERFILE]
+    request = BuildRequest(
+        context_dir=dockerfile.parent,
+        dockerfile=dockerfile,
+        tags=(plan.builder_image,),
+        secrets=secrets_for(plan),
+        network=_network(plan),
+        no_cache=options.no_cache,
+        labels=_labels(plan, "builder"),
+        builder=plan.spec.engine.builder,
+        log_path=log_dir / "builder.raw.log",
+        name=plan.builder_image,
+    )
+    return atomic_build(engine, request, on_event=sink).seconds
+
+
+def build_runtime(
+    engine: Engine, plan: Plan, work: Path, options: BuildOptions, sink: EventSink, log_dir: Path
+) -> tuple[float, str]:
+    """Build the runtime image from git at a resolved commit, or from the local tree."""
+    files = write_rendered(plan, work)
+    commit = resolve_commit(plan, options.ref)
+    spec = plan.spec
+    args = {
+        "BUILDER_IMAGE": plan.builder_image,
+        "GIT_COMMIT": commit,
+        spec.project.version_arg: spec.project.version,
+        "JOBS": str(options.jobs if options.jobs is not None else spec.build.jobs),
+    }
+    if plan.source_kind == "git":
+        assert spec.source.git is not None
+        args["GIT_URL"] = spec.source.git
+        context = files[plan.runtime_dockerfile].parent
+    else:
+        assert plan.source_dir is not None
+        if not plan.source_dir.is_dir():
+            raise UsageError(f"the source tree {plan.source_dir} does not exist")
+        context = plan.source_dir
+    request = BuildRequest(
+        context_dir=context,
+        dockerfile=files[plan.runtime_dockerfile],
+        tags=(plan.runtime_image,),
+        build_args=args,
+        secrets=secrets_for(plan),
+        network=_network(plan),
+        no_cache=options.no_cache,
+        labels={**_labels(plan, "runtime"), "org.opencontainers.image.revision": commit},
+        builder=spec.engine.builder,
+        log_path=log_dir / "runtime.raw.log",
+        name=plan.runtime_image,
+    )
+    return atomic_build(engine, request, on_event=sink).seconds, commit
+
+
+def _network(plan: Plan) -> str | None:
+    network = plan.spec.engine.network
+    return None if network == "default" else network
+
+
+def run_build(
+    engine: Engine,
+    plan: Plan,
+    *,
+    builder: bool,
+    runtime: bool,
+    options: BuildOptions,
+    sink: EventSink = null_sink,
+    log_dir: Path,
+) -> Outcome:
+    """The `build`, `build-builder` and `build-runtime` verbs."""
+    check_version(plan)
+    secrets_for(plan)  # a missing CA bundle is a spec error: say it before building
+    work = state_dir(plan.spec.project.name) / "rendered"
+    outcome = Outcome()
+    need_builder = builder and (
+        options.no_cache or options.rebuild_builder or not engine.image_exists(plan.builder_image)
+    )
+    if runtime and not builder and not engine.image_exists(plan.builder_image):
+        sink(Warn(f"{plan.builder_image} is missing: building it first"))
+        need_builder = True
+    if need_builder:
+        ensure_base(engine, plan, options, sink)
+        outcome.built.append((plan.builder_image, build_builder(engine, plan, work, options, sink, log_dir)))
+    elif builder or runtime:
+        outcome.reused.append(plan.builder_image)
+    if runtime:
+        seconds, commit = build_runtime(engine, plan, work, options, sink, log_dir)
+        outcome.built.append((plan.runtime_image, seconds))
+        outcome.commit = commit
+        outcome.gpu_report = gpu_report(engine, plan)
+        if outcome.gpu_report is not None:
+            report_path = state_dir(plan.spec.project.name) / "last-build.json"
+            report_path.write_text(
+                json.dumps({"image": plan.runtime_image, "commit": commit, "gpu": outcome.gpu_report}, indent=2),
+                encoding="utf-8",
+            )
+    return outcome
+
+
+# ------------------------------------------------------------------ GPU code
+
+
+def gpu_report(engine: Engine, plan: Plan) -> dict[str, Any] | None:
+    """Which target architectures got native code, read from the shipped artifacts.
+
+    Returns None for a build without CUDA architectures.
+    """
+    archs = plan.target.cuda_architectures
+    if not archs:
+        return None
+    from ember import fatbin
+
+    targets = fatbin.parse_architectures(archs)
+    copy = getattr(engine, "copy_from_image", None)
+    if copy is None:
+        return None
+    files: dict[str, Any] = {}
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ember-gpu-") as tmp:
+        root = Path(tmp)
+        for dst in plan.spec.build.artifacts.values():
+            copy(plan.runtime_image, dst, root / dst.lstrip("/"))
+        for path in sorted(_elf_files(root)):
+            try:
+                code = fatbin.read_gpu_code_file(path)
+            except EmberError:
+                continue
+            if code.is_empty:
+                continue
+            files["/" + str(path.relative_to(root))] = {
+                **code.to_json(),
+                "coverage": {f"sm_{t}": v for t, v in fatbin.coverage(code, targets).items()},
+            }
+    covered = {t for f in files.values() for t, v in f["coverage"].items() if v == "cubin"}
+    return {
+        "targets": [f"sm_{t}" for t in targets],
+        "native": sorted(covered, key=lambda s: int(s[3:])),
+        "missing": [f"sm_{t}" for t in targets if f"sm_{t}" not in covered],
+        "files": files,
+    }
+
+
+def _elf_files(root: Path) -> Iterator[Path]:
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            with path.open("rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    yield path
+
+
+def last_gpu_report(project: str) -> dict[str, Any] | None:
+    """The GPU-code report of the last runtime build, if there was one."""
+    path = state_dir(project) / "last-build.json"
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data
+
+
+# ------------------------------------------------------------------ clean
+
+
+def clean(engine: Engine, plan: Plan) -> list[str]:
+    """Remove exactly the images this spec produced (label ember.project), and stray temp tags."""
+    from ember.engine.atomic import remove_temp_tags, repository_of
+
+    removed: list[str] = []
+    name = plan.spec.project.name
+    for ref in (plan.runtime_image, plan.builder_image):
+        if not engine.image_exists(ref):
+            continue
+        info = engine.inspect_image(ref)
+        if info.labels.get("ember.project") != name:
+            raise EngineError(
+                f"{ref} was not made by ember for {name} (its ember.project label is "
+                f"{info.labels.get('ember.project')!r}); leaving it alone",
+                hint=f"remove it yourself: docker rmi {ref}",
+            )
+        engine.remove_image(ref)
+        removed.append(ref)
+    for ref in (plan.runtime_image, plan.builder_image):
+        removed += remove_temp_tags(engine, repository_of(ref))
+    return removed
