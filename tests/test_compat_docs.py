@@ -34,3 +34,16 @@ def test_main_writes_stdout_or_a_file(tmp_path: Path, capsys: pytest.CaptureFixt
     target = tmp_path / "compat.md"
     assert main(["--output", str(target)]) == 0
     assert target.read_text(encoding="utf-8") == markdown_tables()
+
+
+def test_readme_table_is_generated_from_the_data() -> None:
+    from pathlib import Path
+
+    from ember.compat.docs import update_readme
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    assert update_readme(text) == text, (
+        "README's compatibility table is stale: python -m ember.compat.docs --readme README.md"
+    )
+    assert "| 3.7 | Kepler | Tesla K80 | 11.8 | R470 |" in text

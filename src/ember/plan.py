@@ -108,6 +108,8 @@ class Plan:
                 "image": self.runtime_image,
                 "dockerfile": self.runtime_dockerfile,
                 "base": self.builder_image if spec.runtime.base == "builder" else spec.runtime.base,
+                "ports": list(spec.runtime.ports),
+                "publish_address": spec.compose.publish_address,
             },
             "source": {
                 "kind": self.source_kind,

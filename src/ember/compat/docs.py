@@ -235,11 +235,51 @@ def _gpus(gpus: Sequence[Gpu], data: Facts, cite: _Citations) -> str:
     )
 
 
+README_BEGIN = "<!-- BEGIN generated compatibility table (python -m ember.compat.docs --readme README.md) -->"
+README_END = "<!-- END generated compatibility table -->"
+
+
+def readme_table(examples: int = 3) -> str:
+    """The README's table: per architecture, a few GPUs, the last toolkit and driver branch."""
+    data = facts()
+    gpus = known_gpus()
+    rows = []
+    for a in data.architectures:
+        names = [g.name for g in gpus if g.compute_capability == a.cc and not g.generic]
+        supporting = [t.version for t in data.toolkits if data.supports(t, a)]
+        rows.append(
+            (
+                a.cc,
+                a.name,
+                ", ".join(names[:examples]) + (", ..." if len(names) > examples else ""),
+                supporting[-1] if supporting else "-",
+                a.last_driver_branch,
+            )
+        )
+    return _table(
+        ("compute capability", "architecture", "for example", "newest CUDA", "last driver branch"),
+        rows,
+    )
+
+
+def update_readme(text: str) -> str:
+    """README text with the block between the markers replaced by `readme_table()`."""
+    start = text.index(README_BEGIN) + len(README_BEGIN)
+    end = text.index(README_END)
+    return text[:start] + "\n" + readme_table() + "\n" + text[end:]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m ember.compat.docs [--output FILE]`: write the tables (default: stdout)."""
+    """`python -m ember.compat.docs [--output FILE] [--readme README.md]`: write the tables."""
     parser = argparse.ArgumentParser(prog="python -m ember.compat.docs", description=__doc__)
     parser.add_argument("--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--readme", metavar="FILE", help="update the table in this README")
     args = parser.parse_args(argv)
+    if args.readme:
+        path = Path(args.readme)
+        path.write_text(update_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
+        if not args.output:
+            return 0
     text = markdown_tables()
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
