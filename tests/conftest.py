@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,22 @@ from click.testing import CliRunner, Result
 from ember.cli import cli
 
 
-@pytest.fixture(autouse=True)
-def _isolate(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No colour, fixed width, private data and cache dirs for every test."""
+@pytest.fixture(autouse=True, scope="session")
+def _isolate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No colour, fixed width, and data/cache/state dirs private to this test session.
+
+    Session-scoped, so module-scoped fixtures (which build images whose records
+    later tests read) see the same folders as the tests; never the user's own.
+    """
     home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("NO_COLOR", "1")
-    monkeypatch.setenv("COLUMNS", "100")
-    monkeypatch.setenv("TERM", "dumb")
-    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NO_COLOR", "1")
+        mp.setenv("COLUMNS", "100")
+        mp.setenv("TERM", "dumb")
+        mp.setenv("XDG_DATA_HOME", str(home / "data"))
+        mp.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        mp.setenv("XDG_STATE_HOME", str(home / "state"))
+        yield
 
 
 @pytest.fixture

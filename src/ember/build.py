@@ -129,7 +129,16 @@ def ensure_base(engine: Engine, plan: Plan, options: BuildOptions, sink: EventSi
             "it offline rather than pulling it",
             hint=f"make it with `{command}`, or rerun with --bootstrap",
         )
-    # Not bootstrappable: BuildKit pulls it during the build; a failure there names it.
+    try:
+        engine.pull(tc.base)
+    except EngineError as exc:
+        raise EngineError(
+            f"the base image {tc.base} is not in the local image store and cannot be pulled "
+            f"({proc.last_line(exc.log_tail) or exc.message})",
+            command=exc.command,
+            hint=f"`docker save {tc.base}` where a registry is reachable and `docker load` it "
+            "here, or use a profile whose base ember makes offline (ollama37-debian)",
+        ) from None
 
 
 def resolve_commit(plan: Plan, ref: str | None) -> str:
@@ -138,7 +147,9 @@ def resolve_commit(plan: Plan, ref: str | None) -> str:
     if plan.source_kind == "local":
         assert plan.source_dir is not None
         result = proc.run(
-            ["git", "-C", str(plan.source_dir), "rev-parse", "HEAD"], check=False, timeout=GIT_TIMEOUT
+            ["git", "-C", str(plan.source_dir), "rev-parse", "HEAD"],
+            check=False,
+            timeout=GIT_TIMEOUT,
         )
         return result.stdout.strip() if result.ok else "none"
     wanted = ref or src.ref
@@ -178,7 +189,9 @@ def _labels(plan: Plan, role: str) -> dict[str, str]:
         "ember.project": spec.project.name,
         "ember.role": role,
         "ember.version": __version__,
-        "org.opencontainers.image.title": spec.project.name if role == "runtime" else spec.builder_name,
+        "org.opencontainers.image.title": spec.project.name
+        if role == "runtime"
+        else spec.builder_name,
     }
     if spec.project.version:
         labels["org.opencontainers.image.version"] = spec.project.version
@@ -274,7 +287,9 @@ def run_build(
         need_builder = True
     if need_builder:
         ensure_base(engine, plan, options, sink)
-        outcome.built.append((plan.builder_image, build_builder(engine, plan, work, options, sink, log_dir)))
+        outcome.built.append(
+            (plan.builder_image, build_builder(engine, plan, work, options, sink, log_dir))
+        )
     elif builder or runtime:
         outcome.reused.append(plan.builder_image)
     if runtime:
@@ -285,7 +300,10 @@ def run_build(
         if outcome.gpu_report is not None:
             report_path = state_dir(plan.spec.project.name) / "last-build.json"
             report_path.write_text(
-                json.dumps({"image": plan.runtime_image, "commit": commit, "gpu": outcome.gpu_report}, indent=2),
+                json.dumps(
+                    {"image": plan.runtime_image, "commit": commit, "gpu": outcome.gpu_report},
+                    indent=2,
+                ),
                 encoding="utf-8",
             )
     return outcome
@@ -305,16 +323,13 @@ def gpu_report(engine: Engine, plan: Plan) -> dict[str, Any] | None:
     from ember import fatbin
 
     targets = fatbin.parse_architectures(archs)
-    copy = getattr(engine, "copy_from_image", None)
-    if copy is None:
-        return None
     files: dict[str, Any] = {}
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="ember-gpu-") as tmp:
         root = Path(tmp)
         for dst in plan.spec.build.artifacts.values():
-            copy(plan.runtime_image, dst, root / dst.lstrip("/"))
+            engine.copy_from_image(plan.runtime_image, dst, root / dst.lstrip("/"))
         for path in sorted(_elf_files(root)):
             try:
                 code = fatbin.read_gpu_code_file(path)

@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
 _common = [
     click.option("--no-cache", is_flag=True, help="Build without the engine's cache."),
-    click.option("--bootstrap", is_flag=True, help="Make a missing base image offline (debootstrap)."),
-    click.option("--jobs", "-j", type=click.IntRange(0, 1024), default=None, help="Parallel compile jobs (0 = all cores)."),
+    click.option(
+        "--bootstrap", is_flag=True, help="Make a missing base image offline (debootstrap)."
+    ),
+    click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(0, 1024),
+        default=None,
+        help="Parallel compile jobs (0 = all cores).",
+    ),
 ]
 _runtime_opts = [
-    click.option("--local", "local", metavar="PATH", default=None, help="Build the runtime from this local tree."),
-    click.option("--ref", metavar="REF", default=None, help="Git branch, tag or commit (default: [source] ref)."),
+    click.option(
+        "--local",
+        "local",
+        metavar="PATH",
+        default=None,
+        help="Build the runtime from this local tree.",
+    ),
+    click.option(
+        "--ref",
+        metavar="REF",
+        default=None,
+        help="Git branch, tag or commit (default: [source] ref).",
+    ),
 ]
 
 
-def _apply(options: list[Any]) -> Any:
-    def deco(f: Any) -> Any:
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _apply(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def deco(f: F) -> F:
         for opt in reversed(options):
             f = opt(f)
         return f
@@ -30,6 +53,7 @@ def _apply(options: list[Any]) -> Any:
 def _run(obj: Any, *, builder: bool, runtime: bool, local: str | None = None, **kw: Any) -> None:
     from ember.build import BuildOptions, new_log_dir, run_build
     from ember.engine.docker import DockerEngine
+    from ember.errors import BuildFailed
     from ember.events import LogFolder, choose_sink, fan_out
     from ember.plan import make_plan
 
@@ -49,10 +73,19 @@ def _run(obj: Any, *, builder: bool, runtime: bool, local: str | None = None, **
         sink = fan_out(display, log)
         try:
             outcome = run_build(
-                engine, plan, builder=builder, runtime=runtime, options=options, sink=sink, log_dir=log_dir
+                engine,
+                plan,
+                builder=builder,
+                runtime=runtime,
+                options=options,
+                sink=sink,
+                log_dir=log_dir,
             )
-        except BaseException:
-            click.echo(f"ember: the full log is in {log_dir}", err=True)
+        except BuildFailed as exc:
+            # The failing step's last lines, then (from the CLI boundary) the one-line error,
+            # whose hint names the full log.
+            for line in exc.log_tail.splitlines()[-15:]:
+                click.echo(f"  | {line}", err=True)
             raise
     for image in outcome.reused:
         click.echo(f"reused {image}")
@@ -72,7 +105,7 @@ def _run(obj: Any, *, builder: bool, runtime: bool, local: str | None = None, **
 @click.command()
 @_apply(_common + _runtime_opts)
 @click.pass_obj
-def build(obj: Any, **kw: Any) -> None:
+def build(obj: Any, /, **kw: Any) -> None:
     """Build the builder (only when missing), then the runtime."""
     _run(obj, builder=True, runtime=True, **kw)
 
@@ -80,7 +113,7 @@ def build(obj: Any, **kw: Any) -> None:
 @click.command("build-builder")
 @_apply(_common)
 @click.pass_obj
-def build_builder(obj: Any, **kw: Any) -> None:
+def build_builder(obj: Any, /, **kw: Any) -> None:
     """Build the builder image (the toolchain)."""
     _run(obj, builder=True, runtime=False, **{**kw, "rebuild_builder": True})
 
@@ -88,7 +121,7 @@ def build_builder(obj: Any, **kw: Any) -> None:
 @click.command("build-runtime")
 @_apply(_common + _runtime_opts)
 @click.pass_obj
-def build_runtime(obj: Any, **kw: Any) -> None:
+def build_runtime(obj: Any, /, **kw: Any) -> None:
     """Build the runtime image (the builder first, if it is missing)."""
     _run(obj, builder=False, runtime=True, **kw)
 

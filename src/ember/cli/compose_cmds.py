@@ -38,7 +38,9 @@ def _print_services(services: Any) -> None:
 
 
 @click.command()
-@click.option("--no-gpu", is_flag=True, help="Drop the GPU reservation (hosts without the NVIDIA runtime).")
+@click.option(
+    "--no-gpu", is_flag=True, help="Drop the GPU reservation (hosts without the NVIDIA runtime)."
+)
 @click.pass_obj
 def up(obj: Any, no_gpu: bool) -> None:
     """Start the server with docker compose and wait until it is healthy."""
@@ -66,7 +68,9 @@ def down(obj: Any) -> None:
 
 
 @click.command()
-@click.option("--tail", "tail", default="200", show_default=True, help="Lines from the end (or 'all').")
+@click.option(
+    "--tail", "tail", default="200", show_default=True, help="Lines from the end (or 'all')."
+)
 @click.pass_obj
 def logs(obj: Any, tail: str) -> None:
     """Print the server's log."""

@@ -10,7 +10,6 @@ import click
 
 from ember.errors import EmberError
 
-
 _TOOL_NAMES = {"cuda": "CUDA", "gcc": "GCC", "cmake": "CMake", "go": "Go"}
 
 
@@ -26,18 +25,19 @@ def _plan(obj: Any, local: str | None = None) -> Any:
 @click.pass_obj
 def plan(obj: Any, as_json: bool, local: str | None) -> None:
     """Say what would be built, and why."""
+    from ember.build import last_gpu_report
+
     p = _plan(obj, local)
     data = p.to_json()
+    last = last_gpu_report(p.spec.project.name)
+    data["last_build"] = last
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
     tc = data["toolchain"]
     click.echo(f"spec: {p.origin}")
     click.echo(f"builder: {p.builder_image} FROM {p.spec.toolchain.base}")
-    click.echo(
-        "  toolchain: "
-        + ", ".join(f"{_TOOL_NAMES[k]} {v}" for k, v in tc.items() if v)
-    )
+    click.echo("  toolchain: " + ", ".join(f"{_TOOL_NAMES[k]} {v}" for k, v in tc.items() if v))
     click.echo(f"runtime: {p.runtime_image} FROM {data['runtime']['base']}")
     target = p.target
     click.echo(f"target: {', '.join(target.gpus) or 'CPU only'}")
@@ -54,6 +54,14 @@ def plan(obj: Any, as_json: bool, local: str | None) -> None:
         click.echo(f"  - {step}")
     for note in p.notes:
         click.echo(f"note: {note}")
+    if last and last.get("gpu"):
+        gpu = last["gpu"]
+        native = ", ".join(gpu["native"]) or "none"
+        click.echo(
+            f"last build: {last['image']} at {str(last.get('commit'))[:12]}: native cubins for {native}"
+        )
+        if gpu["missing"]:
+            click.echo(f"  no native code for: {', '.join(gpu['missing'])}")
 
 
 @click.command()

@@ -235,7 +235,9 @@ def _gpus(gpus: Sequence[Gpu], data: Facts, cite: _Citations) -> str:
     )
 
 
-README_BEGIN = "<!-- BEGIN generated compatibility table (python -m ember.compat.docs --readme README.md) -->"
+README_BEGIN = (
+    "<!-- BEGIN generated compatibility table (python -m ember.compat.docs --readme README.md) -->"
+)
 README_END = "<!-- END generated compatibility table -->"
 
 

@@ -71,8 +71,9 @@ INSTALL_HINT = "install it: sudo scripts/setup-engine (Debian: apt-get install d
 FAILURE_HINTS: tuple[tuple[str, str], ...] = (
     (
         "registry-1.docker.io",
-        "this engine cannot pull from Docker Hub: drop `# syntax=` lines and build FROM "
-        "local images (`ember base bootstrap`)",
+        "this engine cannot pull from Docker Hub: build FROM images in the local store "
+        "(`ember base bootstrap`, or `docker load` of an image saved elsewhere), and keep "
+        "`# syntax=` lines out of Dockerfiles",
     ),
     (
         "pull access denied",
@@ -508,6 +509,22 @@ class DockerEngine:
         finally:
             self._docker("container", "rm", "--force", name, check=False)
         return dest_dir
+
+    def copy_from_image(self, ref: str, path: str, dest: Path) -> Path:
+        """Copy one file or folder `path` out of image `ref` to `dest` (symlinks kept).
+
+        Cheaper than `export_filesystem` for a few artifacts of a large image:
+        creates a container (never started), `docker cp`s the path, removes it.
+        """
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        name = f"ember-copy-{secrets.token_hex(4)}"
+        self._docker("container", "create", "--name", name, "--network", "none", ref, "/ember-copy")
+        try:
+            self._docker("container", "cp", f"{name}:{path}", os.fspath(dest), timeout=None)
+        finally:
+            self._docker("container", "rm", "--force", name, check=False)
+        return dest
 
     # ------------------------------------------------------------ containers
 

@@ -187,6 +187,8 @@ class Engine(Protocol):
 
     def export_filesystem(self, ref: str, dest_dir: Path) -> Path: ...
 
+    def copy_from_image(self, ref: str, path: str, dest: Path) -> Path: ...
+
     def run(
         self,
         image: str,
