@@ -175,3 +175,46 @@ def test_help_imports_no_heavy_module() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip().endswith("[]"), out
+
+
+def test_plan_refuses_a_pinned_toolkit_that_cannot_target_the_gpu(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = profiles.text("ollama37").replace('version = "11.4"', 'version = "12.2"', 1)
+    (tmp_path / "ember.toml").write_text(text)
+    result = run_cli("plan")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("ember: error: CUDA 12.2 cannot target sm_37 (Tesla K80)")
+    assert "Traceback" not in result.stderr
+
+
+def test_build_refuses_an_unset_required_version_before_any_engine_call(
+    run_cli, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from ember.build import check_version
+    from ember.errors import SpecError
+    from ember.plan import make_plan
+    from ember.spec import load_text, Loaded
+
+    text = profiles.text("ollama37").replace('version = "2.0.1"', 'version = "0.0.0"', 1)
+    plan = make_plan(Loaded(load_text(text, "ember.toml"), "ember.toml", tmp_path, None))
+    with pytest.raises(SpecError, match="project.version") as info:
+        check_version(plan)
+    assert info.value.exit_code == 2
+
+
+def test_go_mod_newer_than_the_toolchain_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from ember.build import check_go_version
+    from ember.errors import SpecError
+    from ember.plan import make_plan
+    from ember.spec import load_text, Loaded
+
+    src = tmp_path / "src"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "demo", src)
+    text = profiles.text("demo").replace('path = "ember:examples/demo"', 'path = "src"', 1)
+    plan = make_plan(Loaded(load_text(text, "ember.toml"), "ember.toml", tmp_path, None))
+    check_go_version(plan)  # go 1.22 in go.mod, Go 1.23 in the builder: fine
+    gomod = src / "go.mod"
+    gomod.write_text(gomod.read_text().replace("go 1.22", "go 1.24.1"))
+    with pytest.raises(SpecError, match=r"asks for go 1\.24\.1"):
+        check_go_version(plan)

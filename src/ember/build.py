@@ -111,6 +111,33 @@ def secrets_for(plan: Plan) -> dict[str, Path]:
     return {CA_SECRET_ID: path}
 
 
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
+
+
+def check_go_version(plan: Plan) -> None:
+    """Refuse a local tree whose go.mod asks for a newer Go than the builder has."""
+    go = plan.spec.toolchain.go
+    if plan.source_dir is None or go is None or plan.spec.build.go is None:
+        return
+    try:
+        gomod = (plan.source_dir / "go.mod").read_text(encoding="utf-8")
+    except OSError:
+        return
+    match = re.search(r"^go\s+(\d+\.\d+(?:\.\d+)?)\s*$", gomod, re.MULTILINE)
+    if match is None:
+        return
+    wanted, have = match.group(1), go.version
+    # "1.23" in the spec means any 1.23.x: compare only as many parts as it gives.
+    if _version_tuple(wanted)[: len(_version_tuple(have))] > _version_tuple(have):
+        raise SpecError(
+            f"is Go {have}, but {plan.source_dir / 'go.mod'} asks for go {wanted}",
+            file=plan.origin,
+            key="toolchain.go.version",
+            hint=f"use a Go recipe of version >= {wanted} (e.g. the official archive with its sha256)",
+        )
+
+
 def ensure_base(engine: Engine, plan: Plan, options: BuildOptions, sink: EventSink) -> None:
     """Make sure the builder's base image exists, or say exactly how to make it."""
     tc = plan.spec.toolchain
@@ -214,7 +241,7 @@ def build_builder(
         network=_network(plan),
         no_cache=options.no_cache,
         labels=_labels(plan, "builder"),
-        builder=plan.spec.engine.builder,
+        builder=getattr(engine, "builder", None) or plan.spec.engine.builder,
         log_path=log_dir / "builder.raw.log",
         name=plan.builder_image,
     )
@@ -252,7 +279,7 @@ def build_runtime(
         network=_network(plan),
         no_cache=options.no_cache,
         labels={**_labels(plan, "runtime"), "org.opencontainers.image.revision": commit},
-        builder=spec.engine.builder,
+        builder=getattr(engine, "builder", None) or spec.engine.builder,
         log_path=log_dir / "runtime.raw.log",
         name=plan.runtime_image,
     )
@@ -276,6 +303,7 @@ def run_build(
 ) -> Outcome:
     """The `build`, `build-builder` and `build-runtime` verbs."""
     check_version(plan)
+    check_go_version(plan)
     secrets_for(plan)  # a missing CA bundle is a spec error: say it before building
     work = state_dir(plan.spec.project.name) / "rendered"
     outcome = Outcome()

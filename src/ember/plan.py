@@ -208,8 +208,8 @@ def make_plan(
     return Plan(
         spec=spec,
         origin=loaded.origin,
-        builder_image=f"{spec.builder_name}:latest",
-        runtime_image=f"{spec.project.name}:latest",
+        builder_image=spec.builder_image,
+        runtime_image=spec.runtime_image,
         source_kind="local" if src_dir is not None else "git",
         source_dir=src_dir,
         toolchain=toolchain,

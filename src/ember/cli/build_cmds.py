@@ -58,7 +58,7 @@ def _run(obj: Any, *, builder: bool, runtime: bool, local: str | None = None, **
     from ember.plan import make_plan
 
     plan = make_plan(obj.load_spec(), local=local)
-    engine = DockerEngine.from_env(builder=plan.spec.engine.builder)
+    engine = DockerEngine.from_env(builder=kw.get("buildx_builder") or plan.spec.engine.builder)
     engine.info()  # a missing engine is one clear error before anything else
     options = BuildOptions(
         no_cache=kw.get("no_cache", False),

@@ -13,10 +13,25 @@ from ember.errors import EmberError
 _TOOL_NAMES = {"cuda": "CUDA", "gcc": "GCC", "cmake": "CMake", "go": "Go"}
 
 
-def _plan(obj: Any, local: str | None = None) -> Any:
+def _plan(obj: Any, local: str | None = None, *, ask_engine: bool = False) -> Any:
     from ember.plan import make_plan
 
-    return make_plan(obj.load_spec(), local=local)
+    loaded = obj.load_spec()
+    present = None
+    if ask_engine:
+        present = _builder_present(loaded.spec.builder_image)
+    return make_plan(loaded, local=local, builder_present=present)
+
+
+def _builder_present(ref: str) -> bool | None:
+    """Whether the engine has the builder; None when no engine answers (plan needs none)."""
+    from ember.engine.docker import DockerEngine
+    from ember.errors import EmberError
+
+    try:
+        return bool(DockerEngine.from_env().image_exists(ref))
+    except EmberError:
+        return None
 
 
 @click.command()
@@ -27,7 +42,7 @@ def plan(obj: Any, as_json: bool, local: str | None) -> None:
     """Say what would be built, and why."""
     from ember.build import last_gpu_report
 
-    p = _plan(obj, local)
+    p = _plan(obj, local, ask_engine=True)
     data = p.to_json()
     last = last_gpu_report(p.spec.project.name)
     data["last_build"] = last

@@ -355,5 +355,15 @@ class Spec(Section):
         return f"{self.project.name}-builder"
 
     @property
+    def builder_image(self) -> str:
+        """The builder's image reference."""
+        return f"{self.builder_name}:latest"
+
+    @property
+    def runtime_image(self) -> str:
+        """The runtime's image reference."""
+        return f"{self.project.name}:latest"
+
+    @property
     def service_name(self) -> str:
         return self.compose.service or self.project.name
