@@ -192,11 +192,11 @@ def test_build_refuses_an_unset_required_version_before_any_engine_call(
     from ember.build import check_version
     from ember.errors import SpecError
     from ember.plan import make_plan
-    from ember.spec import load_text, Loaded
+    from ember.spec import Loaded, load_text
 
     text = profiles.text("ollama37").replace('version = "2.0.1"', 'version = "0.0.0"', 1)
     plan = make_plan(Loaded(load_text(text, "ember.toml"), "ember.toml", tmp_path, None))
-    with pytest.raises(SpecError, match="project.version") as info:
+    with pytest.raises(SpecError, match=r"project\.version") as info:
         check_version(plan)
     assert info.value.exit_code == 2
 
@@ -207,7 +207,7 @@ def test_go_mod_newer_than_the_toolchain_is_refused(tmp_path: Path) -> None:
     from ember.build import check_go_version
     from ember.errors import SpecError
     from ember.plan import make_plan
-    from ember.spec import load_text, Loaded
+    from ember.spec import Loaded, load_text
 
     src = tmp_path / "src"
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "demo", src)
