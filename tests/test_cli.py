@@ -218,3 +218,15 @@ def test_go_mod_newer_than_the_toolchain_is_refused(tmp_path: Path) -> None:
     gomod.write_text(gomod.read_text().replace("go 1.22", "go 1.24.1"))
     with pytest.raises(SpecError, match=r"asks for go 1\.24\.1"):
         check_go_version(plan)
+
+
+def test_unwritable_output_is_one_line(run_cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("--profile", "demo", "render", "--out", str(blocker / "sub"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith("ember: error: ")
+    assert result.stderr.count("\n") == 1
+    init = run_cli("init", "--out", str(tmp_path / "missing" / "ember.toml"))
+    assert init.exit_code == 1
+    assert init.stderr.startswith("ember: error: No such file or directory")

@@ -361,3 +361,22 @@ def test_git_source_rebuilds_when_the_ref_moves(
     third, log_third = build()
     assert third == moved != head
     assert not _clone_step_cached(log_third)
+
+
+def test_a_changed_toolchain_rebuilds_the_builder(
+    built: Project, engine: DockerEngine, tmp_path: Path
+) -> None:
+    changed = make_project(tmp_path, built.name)
+    shutil.rmtree(changed.source)
+    shutil.copytree(built.source, changed.source)
+    text = changed.spec.read_text().replace(
+        'CXX = "g++-12"', 'CXX = "g++-12"\nEMBER_IT = "changed"', 1
+    )
+    changed.spec.write_text(text)
+    before = engine.inspect_image(built.builder).id
+    result = ember("--spec", str(changed.spec), "build")
+    assert "was built from another toolchain: rebuilding it" in result.stderr
+    assert f"built {built.builder}" in result.stdout
+    assert engine.inspect_image(built.builder).id != before
+    again = ember("--spec", str(changed.spec), "build")
+    assert f"reused {built.builder}" in again.stdout

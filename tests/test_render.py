@@ -132,3 +132,29 @@ def test_compose_publishes_on_loopback_and_reserves_gpus() -> None:
 def test_compose_without_gpu_drops_every_nvidia_part() -> None:
     svc = compose_document(_plan("ollama37"), gpu=False)["services"]["ollama37"]
     assert "runtime" not in svc and "deploy" not in svc and "devices" not in svc
+
+
+def test_ipv6_publish_address_is_bracketed() -> None:
+    import dataclasses
+
+    plan = _plan("demo")
+    compose = plan.spec.compose.model_copy(update={"publish_address": "::1"})
+    spec = plan.spec.model_copy(update={"compose": compose})
+    svc = compose_document(dataclasses.replace(plan, spec=spec), gpu=False)["services"][
+        "ember-demo"
+    ]
+    assert svc["ports"] == ["[::1]:11434:11434"]
+
+
+def test_every_fetching_step_can_see_the_ca_secret_and_nothing_bakes_it() -> None:
+    for name in profiles.names():
+        for rel, text in _rendered(name).items():
+            if not rel.endswith(("Dockerfile", "Dockerfile.local")):
+                continue
+            for line in text.splitlines():
+                if line.startswith("RUN") and any(
+                    w in line for w in ("curl ", "pip ", "git clone", "dnf ")
+                ):
+                    assert "--mount=type=secret,id=cacert" in line, f"{name}/{rel}: {line}"
+            assert "COPY" not in text or "cacert" not in text.split("COPY", 1)[1].split("\n", 1)[0]
+            assert "ARG CA" not in text and "ENV SSL_CERT_FILE" not in text

@@ -8,6 +8,7 @@ atomic builds, so a failure or Ctrl-C never moves a good tag.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -84,8 +85,7 @@ def write_rendered(plan: Plan, root: Path) -> dict[str, Path]:
 
 def check_version(plan: Plan) -> None:
     """Refuse a required version that is unset or 0.0.0, before anything runs."""
-    project = plan.spec.project
-    if project.require_version and project.version in ("", "0.0.0"):
+    if plan.spec.project.version_missing:
         raise SpecError(
             "is unset or 0.0.0, and this profile requires a version "
             "(a 0.0.0 server gets HTTP 412 from the model registry on pulls)",
@@ -184,7 +184,16 @@ def resolve_commit(plan: Plan, ref: str | None) -> str:
         return wanted
     assert src.git is not None
     try:
-        result = proc.run(["git", "ls-remote", "--", src.git, wanted], timeout=GIT_TIMEOUT)
+        result = proc.run(
+            ["git", "ls-remote", "--", src.git, wanted],
+            timeout=GIT_TIMEOUT,
+            env={"GIT_TERMINAL_PROMPT": "0"},
+        )
+    except proc.CommandNotFound:
+        raise EngineError(
+            "git is not installed, and it is needed to resolve the source ref",
+            hint="apt-get install git (or dnf install git)",
+        ) from None
     except proc.CommandError as exc:
         raise EngineError(
             f"cannot resolve {wanted!r} in {src.git}: {proc.last_line(exc.output) or exc}",
@@ -227,21 +236,73 @@ def _labels(plan: Plan, role: str) -> dict[str, str]:
     return labels
 
 
+BUILDER_HASH_LABEL = "ember.builder-dockerfile-sha256"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every build step needs, decided once before anything is built."""
+
+    files: dict[str, Path]  # the rendered files, by relative path
+    secrets: dict[str, Path]
+    builder_hash: str  # sha256 of the rendered builder Dockerfile
+    commit: str | None  # the source commit (runtime builds only)
+
+    @property
+    def builder_dockerfile(self) -> Path:
+        return self.files[BUILDER_DOCKERFILE]
+
+
+def prepare(plan: Plan, options: BuildOptions, *, runtime: bool) -> Prepared:
+    """Every check that can fail before a long build: version, Go, CA bundle, source, commit."""
+    check_version(plan)
+    check_go_version(plan)
+    secrets = secrets_for(plan)
+    commit = None
+    if runtime:
+        if plan.source_dir is not None and not plan.source_dir.is_dir():
+            raise UsageError(
+                f"the source tree {plan.source_dir} does not exist",
+                hint="check [source] path or --local",
+            )
+        commit = resolve_commit(plan, options.ref)
+    files = write_rendered(plan, state_dir(plan.spec.project.name) / "rendered")
+    digest = hashlib.sha256(files[BUILDER_DOCKERFILE].read_bytes()).hexdigest()
+    return Prepared(files, secrets, digest, commit)
+
+
+def builder_state(engine: Engine, plan: Plan, builder_hash: str) -> str:
+    """ "missing", "stale" (made from another builder Dockerfile) or "current"."""
+    if not engine.image_exists(plan.builder_image):
+        return "missing"
+    labels = engine.inspect_image(plan.builder_image).labels
+    return "current" if labels.get(BUILDER_HASH_LABEL) == builder_hash else "stale"
+
+
+def _jobs(plan: Plan, options: BuildOptions) -> str:
+    return str(options.jobs if options.jobs is not None else plan.spec.build.jobs)
+
+
 def build_builder(
-    engine: Engine, plan: Plan, work: Path, options: BuildOptions, sink: EventSink, log_dir: Path
+    engine: Engine,
+    plan: Plan,
+    prep: Prepared,
+    options: BuildOptions,
+    sink: EventSink,
+    log_dir: Path,
 ) -> float:
     """Build the builder image (under a temporary tag, moved on success). Returns seconds."""
-    files = write_rendered(plan, work)
-    dockerfile = files[BUILDER_DOCKERFILE]
     request = BuildRequest(
-        context_dir=dockerfile.parent,
-        dockerfile=dockerfile,
+        context_dir=prep.builder_dockerfile.parent,
+        dockerfile=prep.builder_dockerfile,
         tags=(plan.builder_image,),
-        secrets=secrets_for(plan),
+        build_args={"JOBS": _jobs(plan, options)},
+        secrets=prep.secrets,
         network=_network(plan),
-        no_cache=options.no_cache,
-        labels=_labels(plan, "builder"),
-        builder=getattr(engine, "builder", None) or plan.spec.engine.builder,
+        # --no-cache rebuilds the ~90-minute builder only when it was asked for by name.
+        no_cache=options.no_cache and options.rebuild_builder,
+        labels={**_labels(plan, "builder"), BUILDER_HASH_LABEL: prep.builder_hash},
+        platform=plan.spec.engine.platform,
         log_path=log_dir / "builder.raw.log",
         name=plan.builder_image,
     )
@@ -249,41 +310,44 @@ def build_builder(
 
 
 def build_runtime(
-    engine: Engine, plan: Plan, work: Path, options: BuildOptions, sink: EventSink, log_dir: Path
-) -> tuple[float, str]:
-    """Build the runtime image from git at a resolved commit, or from the local tree."""
-    files = write_rendered(plan, work)
-    commit = resolve_commit(plan, options.ref)
+    engine: Engine,
+    plan: Plan,
+    prep: Prepared,
+    options: BuildOptions,
+    sink: EventSink,
+    log_dir: Path,
+) -> float:
+    """Build the runtime image from git at the resolved commit, or from the local tree."""
     spec = plan.spec
+    assert prep.commit is not None
     args = {
         "BUILDER_IMAGE": plan.builder_image,
-        "GIT_COMMIT": commit,
+        "GIT_COMMIT": prep.commit,
         spec.project.version_arg: spec.project.version,
-        "JOBS": str(options.jobs if options.jobs is not None else spec.build.jobs),
+        "JOBS": _jobs(plan, options),
     }
+    dockerfile = prep.files[plan.runtime_dockerfile]
     if plan.source_kind == "git":
         assert spec.source.git is not None
         args["GIT_URL"] = spec.source.git
-        context = files[plan.runtime_dockerfile].parent
+        context = dockerfile.parent
     else:
         assert plan.source_dir is not None
-        if not plan.source_dir.is_dir():
-            raise UsageError(f"the source tree {plan.source_dir} does not exist")
         context = plan.source_dir
     request = BuildRequest(
         context_dir=context,
-        dockerfile=files[plan.runtime_dockerfile],
+        dockerfile=dockerfile,
         tags=(plan.runtime_image,),
         build_args=args,
-        secrets=secrets_for(plan),
+        secrets=prep.secrets,
         network=_network(plan),
         no_cache=options.no_cache,
-        labels={**_labels(plan, "runtime"), "org.opencontainers.image.revision": commit},
-        builder=getattr(engine, "builder", None) or spec.engine.builder,
+        labels={**_labels(plan, "runtime"), "org.opencontainers.image.revision": prep.commit},
+        platform=spec.engine.platform,
         log_path=log_dir / "runtime.raw.log",
         name=plan.runtime_image,
     )
-    return atomic_build(engine, request, on_event=sink).seconds, commit
+    return atomic_build(engine, request, on_event=sink).seconds
 
 
 def _network(plan: Plan) -> str | None:
@@ -302,39 +366,58 @@ def run_build(
     log_dir: Path,
 ) -> Outcome:
     """The `build`, `build-builder` and `build-runtime` verbs."""
-    check_version(plan)
-    check_go_version(plan)
-    secrets_for(plan)  # a missing CA bundle is a spec error: say it before building
-    work = state_dir(plan.spec.project.name) / "rendered"
-    outcome = Outcome()
-    need_builder = builder and (
-        options.no_cache or options.rebuild_builder or not engine.image_exists(plan.builder_image)
-    )
-    if runtime and not builder and not engine.image_exists(plan.builder_image):
-        sink(Warn(f"{plan.builder_image} is missing: building it first"))
+    prep = prepare(plan, options, runtime=runtime)
+    outcome = Outcome(commit=prep.commit)
+    state = builder_state(engine, plan, prep.builder_hash)
+    if options.rebuild_builder:
         need_builder = True
+    elif state == "missing":
+        need_builder = True
+        if not builder:
+            sink(Warn(f"{plan.builder_image} is missing: building it first"))
+    elif state == "stale":
+        need_builder = True
+        sink(Warn(f"{plan.builder_image} was built from another toolchain: rebuilding it"))
+    else:
+        need_builder = False
     if need_builder:
         ensure_base(engine, plan, options, sink)
-        outcome.built.append(
-            (plan.builder_image, build_builder(engine, plan, work, options, sink, log_dir))
-        )
-    elif builder or runtime:
+        seconds = build_builder(engine, plan, prep, options, sink, log_dir)
+        outcome.built.append((plan.builder_image, seconds))
+    else:
         outcome.reused.append(plan.builder_image)
     if runtime:
-        seconds, commit = build_runtime(engine, plan, work, options, sink, log_dir)
-        outcome.built.append((plan.runtime_image, seconds))
-        outcome.commit = commit
-        outcome.gpu_report = gpu_report(engine, plan)
-        if outcome.gpu_report is not None:
-            report_path = state_dir(plan.spec.project.name) / "last-build.json"
-            report_path.write_text(
-                json.dumps(
-                    {"image": plan.runtime_image, "commit": commit, "gpu": outcome.gpu_report},
-                    indent=2,
-                ),
-                encoding="utf-8",
-            )
+        outcome.built.append(
+            (plan.runtime_image, build_runtime(engine, plan, prep, options, sink, log_dir))
+        )
+        outcome.gpu_report = _gpu_report_safely(engine, plan, prep.commit, sink)
     return outcome
+
+
+def _gpu_report_safely(
+    engine: Engine, plan: Plan, commit: str | None, sink: EventSink
+) -> dict[str, Any] | None:
+    """The GPU-code report, recorded for `plan`; a failure here never fails a good build."""
+    try:
+        image_id = engine.inspect_image(plan.runtime_image).id
+        last = last_gpu_report(plan.spec.project.name)
+        if last is not None and last.get("image_id") == image_id:
+            report: dict[str, Any] | None = last.get("gpu")
+            return report
+        report = gpu_report(engine, plan)
+        if report is not None:
+            record = {
+                "image": plan.runtime_image,
+                "image_id": image_id,
+                "commit": commit,
+                "gpu": report,
+            }
+            path = state_dir(plan.spec.project.name) / "last-build.json"
+            path.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        return report
+    except (EmberError, OSError) as exc:
+        sink(Warn(f"could not read the GPU code of {plan.runtime_image}: {exc}"))
+        return None
 
 
 # ------------------------------------------------------------------ GPU code

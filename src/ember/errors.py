@@ -83,9 +83,3 @@ class EngineMissing(EngineError):
 
 class BuildFailed(EngineError):
     """An image build failed; the previous image keeps its tag."""
-
-
-class Interrupted(EmberError):
-    """The user pressed Ctrl-C."""
-
-    exit_code = EXIT_INTERRUPTED

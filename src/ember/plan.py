@@ -194,7 +194,7 @@ def make_plan(
     spec = loaded.spec
     src_dir = source_dir(loaded, local)
     notes: list[str] = []
-    if spec.project.require_version and spec.project.version in ("", "0.0.0"):
+    if spec.project.version_missing:
         notes.append(
             "project.version is unset: the build will refuse to start "
             "(a 0.0.0 server gets HTTP 412 from the model registry)"

@@ -88,13 +88,19 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             if _debug(ctx):
                 raise
-            click.echo("ember: interrupted; nothing was tagged", err=True)
+            click.echo("ember: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except EmberError as exc:
             if _debug(ctx):
                 raise
             click.echo(f"ember: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a folder ember writes to (state, --out) is not writable
+            if _debug(ctx):
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"ember: error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(1)
         except Exception as exc:  # the last line of defence: still one line
             if _debug(ctx):
                 raise

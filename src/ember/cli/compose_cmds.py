@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ember.render.compose import publish_host
+
 
 def _project(obj: Any, *, no_gpu: bool | None) -> tuple[Any, Any, Path, Path]:
     """(engine, plan, project dir, compose file).
@@ -45,16 +47,25 @@ def _print_services(services: Any) -> None:
 def up(obj: Any, no_gpu: bool) -> None:
     """Start the server with docker compose and wait until it is healthy."""
     engine, plan, folder, compose_file = _project(obj, no_gpu=no_gpu)
-    if not engine.image_exists(plan.runtime_image):
-        from ember.errors import UsageError
+    from ember.errors import EmberError
 
-        raise UsageError(f"{plan.runtime_image} does not exist yet", hint="run `ember build` first")
+    if not engine.image_exists(plan.runtime_image):
+        raise EmberError(f"{plan.runtime_image} does not exist yet", hint="run `ember build` first")
+    if plan.spec.compose.gpu and not no_gpu:
+        missing = [dev for dev in plan.spec.compose.devices if not Path(dev).exists()]
+        if missing:
+            raise EmberError(
+                f"{', '.join(missing)} missing on this host, and the compose service maps "
+                "them (without them CUDA sees 0 GPUs)",
+                hint="create them with `nvidia-modprobe -u -c=0`, or run `ember up --no-gpu` "
+                "on a host without NVIDIA GPUs",
+            )
     result = engine.compose(folder, compose_file, plan.spec.project.name, "up")
     _print_services(result.services)
     spec = plan.spec
     for port in spec.runtime.ports:
         host = spec.compose.publish_address
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else publish_host(host)
         click.echo(f"listening on http://{shown}:{port}/ (published on {host})")
 
 

@@ -8,8 +8,6 @@ from typing import Any
 
 import click
 
-from ember.errors import EmberError
-
 _TOOL_NAMES = {"cuda": "CUDA", "gcc": "GCC", "cmake": "CMake", "go": "Go"}
 
 
@@ -84,16 +82,8 @@ def plan(obj: Any, as_json: bool, local: str | None) -> None:
 @click.pass_obj
 def render(obj: Any, out: str) -> None:
     """Write builder/runtime Dockerfiles, docker-compose.yml, .env.example and README.md."""
-    from ember.render import render_all
+    from ember.build import write_rendered
 
-    files = render_all(_plan(obj))
-    root = Path(out)
-    try:
-        for rel, text in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise EmberError(f"cannot write to {root}: {exc.strerror}") from None
-    for rel in files:
-        click.echo(str(root / rel))
+    files = write_rendered(_plan(obj), Path(out))
+    for path in files.values():
+        click.echo(str(path))

@@ -68,6 +68,7 @@ START_HINT = "start it: sudo scripts/setup-engine, or set DOCKER_HOST"
 INSTALL_HINT = "install it: sudo scripts/setup-engine (Debian: apt-get install docker.io)"
 
 # What a failed build's log says -> what to do about it. Knowledge is data.
+_MOUNT_FLAG = re.compile(r"^\s*RUN\s+--mount=", re.MULTILINE)
 FAILURE_HINTS: tuple[tuple[str, str], ...] = (
     (
         "registry-1.docker.io",
@@ -650,6 +651,14 @@ class DockerEngine:
             if request.secrets:
                 raise EngineError(
                     "the classic builder cannot pass build secrets",
+                    hint="install the buildx plugin: sudo scripts/setup-engine",
+                )
+            if _MOUNT_FLAG.search(
+                request.dockerfile_path.read_text(encoding="utf-8", errors="replace")
+            ):
+                raise EngineMissing(
+                    f"`{request.dockerfile_path}` uses `RUN --mount`, which needs BuildKit, and "
+                    "this engine offers only the classic builder",
                     hint="install the buildx plugin: sudo scripts/setup-engine",
                 )
             sink(

@@ -153,6 +153,7 @@ def context(plan: Plan) -> dict[str, Any]:
         "version_ref": "${" + _build_arg_version(plan) + "}",
         "ldflags": _ldflags(plan),
         "ca_mount": f"--mount=type=secret,id={CA_SECRET_ID}",
+        "ca_path": CA_SECRET_PATH,
         "ca_prelude": ca_prelude(),
         "network_flag": "--network host " if spec.engine.network == "host" else "",
         "cuda_architectures": plan.target.cuda_architectures,

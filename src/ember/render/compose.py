@@ -8,6 +8,11 @@ from ember import __version__
 from ember.plan import Plan
 
 
+def publish_host(address: str) -> str:
+    """An address as it appears before a port: IPv6 in brackets."""
+    return f"[{address}]" if ":" in address else address
+
+
 def compose_service(plan: Plan, *, gpu: bool) -> dict[str, Any]:
     """The compose service for the runtime image. gpu=False drops the NVIDIA parts."""
     spec = plan.spec
@@ -16,7 +21,8 @@ def compose_service(plan: Plan, *, gpu: bool) -> dict[str, Any]:
     if gpu and comp.runtime:
         service["runtime"] = comp.runtime
     if spec.runtime.ports:
-        service["ports"] = [f"{comp.publish_address}:{port}:{port}" for port in spec.runtime.ports]
+        host = publish_host(comp.publish_address)
+        service["ports"] = [f"{host}:{port}:{port}" for port in spec.runtime.ports]
     if spec.runtime.volumes:
         first, *rest = spec.runtime.volumes
         named = f"{comp.volume}:{first}" if comp.volume else first

@@ -8,6 +8,7 @@ decisions made from them live in `ember.plan`.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -63,6 +64,11 @@ class Project(Section):
     )
     description: str = ""
 
+    @property
+    def version_missing(self) -> bool:
+        """A required version that is unset or 0.0.0 (the model registry answers 412)."""
+        return self.require_version and self.version in ("", "0.0.0")
+
 
 class Source(Section):
     """`[source]`: a git repository at a ref, or a local tree. Exactly one of `git` and `path`."""
@@ -82,6 +88,16 @@ class Source(Section):
         description="Local source tree (relative to the spec file; `ember:examples/NAME` "
         "is a project bundled with ember).",
     )
+
+    @field_validator("git")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value and re.match(r"^[a-z]+://[^/@]+@", value):
+            raise ValueError(
+                "a git URL must not carry credentials (they would land in image labels and "
+                "logs): use a git credential helper or an SSH key"
+            )
+        return value
 
     @field_validator("ref")
     @classmethod
@@ -164,6 +180,11 @@ class Tool(Section):
                 )
         if self.recipe in ("package", "pip") and not self.packages:
             raise ValueError(f"recipe {self.recipe!r} needs `packages`")
+        if self.recipe == "pip" and (not self.sha256 or len(self.packages) != 1):
+            raise ValueError(
+                'recipe "pip" takes one pinned package (e.g. "cmake==4.0.3") and the `sha256` '
+                "of its wheel (downloads are checked)"
+            )
         return self
 
 
