@@ -93,3 +93,15 @@ def test_runtime_without_a_gpu_says_so_and_serves(cuda_project: Project) -> None
         assert "no GPU found" in logs and "running on CPU" in logs
     finally:
         ember("--spec", str(cuda_project.spec), "down")
+
+
+def test_up_with_the_gpu_reservation_names_missing_uvm_devices(cuda_project: Project) -> None:
+    if Path("/dev/nvidia-uvm").exists():
+        pytest.skip("this host has the UVM devices")
+    result = ember("--spec", str(cuda_project.spec), "up", check=False)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "ember: error: /dev/nvidia-uvm, /dev/nvidia-uvm-tools missing on this host, and the "
+        "compose service maps them (without them CUDA sees 0 GPUs) (create them with "
+        "`nvidia-modprobe -u -c=0`, or run `ember up --no-gpu` on a host without NVIDIA GPUs)\n"
+    )

@@ -374,9 +374,37 @@ def test_a_changed_toolchain_rebuilds_the_builder(
     )
     changed.spec.write_text(text)
     before = engine.inspect_image(built.builder).id
+    plan = ember("--spec", str(changed.spec), "plan").stdout
+    assert f"rebuild builder {built.builder} (present, but built from another toolchain)" in plan
     result = ember("--spec", str(changed.spec), "build")
     assert "was built from another toolchain: rebuilding it" in result.stderr
     assert f"built {built.builder}" in result.stdout
     assert engine.inspect_image(built.builder).id != before
     again = ember("--spec", str(changed.spec), "build")
     assert f"reused {built.builder}" in again.stdout
+    plan = ember("--spec", str(changed.spec), "plan").stdout
+    assert f"reuse builder {built.builder} (present, built from this toolchain)" in plan
+
+
+def test_logs_follow_streams_until_ctrl_c(built: Project) -> None:
+    ember("--spec", str(built.spec), "up", "--no-gpu")
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ember", "--spec", str(built.spec), "logs", "--follow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        deadline = time.monotonic() + 30
+        seen = first
+        while "listening on" not in seen and time.monotonic() < deadline:
+            seen += child.stdout.readline()
+        assert "listening on" in seen
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=30)
+        assert child.returncode == 130
+        assert err.strip() == "ember: interrupted"
+    finally:
+        ember("--spec", str(built.spec), "down")

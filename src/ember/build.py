@@ -22,7 +22,7 @@ from ember.engine import BuildRequest, Engine, atomic_build
 from ember.errors import EmberError, EngineError, SpecError, UsageError
 from ember.events import EventSink, Warn, null_sink
 from ember.plan import BUILDER_DOCKERFILE, Plan
-from ember.render import CA_SECRET_ID, render_all
+from ember.render import CA_SECRET_ID, render_all, render_builder
 
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 GIT_TIMEOUT = 60.0
@@ -267,8 +267,12 @@ def prepare(plan: Plan, options: BuildOptions, *, runtime: bool) -> Prepared:
             )
         commit = resolve_commit(plan, options.ref)
     files = write_rendered(plan, state_dir(plan.spec.project.name) / "rendered")
-    digest = hashlib.sha256(files[BUILDER_DOCKERFILE].read_bytes()).hexdigest()
-    return Prepared(files, secrets, digest, commit)
+    return Prepared(files, secrets, builder_hash(plan), commit)
+
+
+def builder_hash(plan: Plan) -> str:
+    """sha256 of the rendered builder Dockerfile: what the builder image was made from."""
+    return hashlib.sha256(render_builder(plan).encode("utf-8")).hexdigest()
 
 
 def builder_state(engine: Engine, plan: Plan, builder_hash: str) -> str:

@@ -67,7 +67,7 @@ class Plan:
     source_dir: Path | None  # the local tree (build context), when source_kind == "local"
     toolchain: Toolchain
     target: TargetDecision
-    builder_present: bool | None = None
+    builder_state: str | None = None  # "missing", "stale", "current"; None: no engine asked
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -77,12 +77,15 @@ class Plan:
     def actions(self) -> list[str]:
         """What `ember build` would do, in words."""
         steps: list[str] = []
-        if self.builder_present is True:
-            steps.append(f"reuse builder {self.builder_image} (present in the local image store)")
-        elif self.builder_present is False:
-            steps.append(f"build builder {self.builder_image} (not in the local image store)")
+        builder = self.builder_image
+        if self.builder_state == "current":
+            steps.append(f"reuse builder {builder} (present, built from this toolchain)")
+        elif self.builder_state == "stale":
+            steps.append(f"rebuild builder {builder} (present, but built from another toolchain)")
+        elif self.builder_state == "missing":
+            steps.append(f"build builder {builder} (not in the local image store)")
         else:
-            steps.append(f"build builder {self.builder_image} unless it is present")
+            steps.append(f"build builder {builder} unless it is present (no engine answered)")
         src = self.spec.source
         if self.source_kind == "git":
             what = f"{src.git} at {src.ref} (resolved to a commit at build time)"
@@ -102,7 +105,8 @@ class Plan:
                 "image": self.builder_image,
                 "dockerfile": BUILDER_DOCKERFILE,
                 "base": spec.toolchain.base,
-                "present": self.builder_present,
+                "present": None if self.builder_state is None else self.builder_state != "missing",
+                "state": self.builder_state,
             },
             "runtime": {
                 "image": self.runtime_image,
@@ -187,9 +191,7 @@ def decide_target(spec: Spec) -> TargetDecision:
     )
 
 
-def make_plan(
-    loaded: Loaded, *, local: str | None = None, builder_present: bool | None = None
-) -> Plan:
+def make_plan(loaded: Loaded, *, local: str | None = None) -> Plan:
     """Decide images, source and toolchain for a loaded spec."""
     spec = loaded.spec
     src_dir = source_dir(loaded, local)
@@ -214,6 +216,5 @@ def make_plan(
         source_dir=src_dir,
         toolchain=toolchain,
         target=decide_target(spec),
-        builder_present=builder_present,
         notes=tuple(notes),
     )

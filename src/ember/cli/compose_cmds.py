@@ -82,10 +82,20 @@ def down(obj: Any) -> None:
 @click.option(
     "--tail", "tail", default="200", show_default=True, help="Lines from the end (or 'all')."
 )
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @click.pass_obj
-def logs(obj: Any, tail: str) -> None:
+def logs(obj: Any, tail: str, follow: bool) -> None:
     """Print the server's log."""
     engine, plan, folder, compose_file = _project(obj, no_gpu=None)
+    if follow:
+        engine.compose_follow(
+            folder,
+            compose_file,
+            plan.spec.project.name,
+            lambda _stream, line: click.echo(line),
+            tail,
+        )
+        return
     result = engine.compose(folder, compose_file, plan.spec.project.name, "logs", ["--tail", tail])
     click.echo(result.output, nl=False)
 

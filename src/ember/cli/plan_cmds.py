@@ -12,22 +12,24 @@ _TOOL_NAMES = {"cuda": "CUDA", "gcc": "GCC", "cmake": "CMake", "go": "Go"}
 
 
 def _plan(obj: Any, local: str | None = None, *, ask_engine: bool = False) -> Any:
+    import dataclasses
+
     from ember.plan import make_plan
 
-    loaded = obj.load_spec()
-    present = None
+    plan = make_plan(obj.load_spec(), local=local)
     if ask_engine:
-        present = _builder_present(loaded.spec.builder_image)
-    return make_plan(loaded, local=local, builder_present=present)
+        plan = dataclasses.replace(plan, builder_state=_builder_state(plan))
+    return plan
 
 
-def _builder_present(ref: str) -> bool | None:
-    """Whether the engine has the builder; None when no engine answers (plan needs none)."""
+def _builder_state(plan: Any) -> str | None:
+    """The builder's state in the engine; None when no engine answers (plan needs none)."""
+    from ember.build import builder_hash, builder_state
     from ember.engine.docker import DockerEngine
     from ember.errors import EmberError
 
     try:
-        return bool(DockerEngine.from_env().image_exists(ref))
+        return builder_state(DockerEngine.from_env(), plan, builder_hash(plan))
     except EmberError:
         return None
 

@@ -859,6 +859,20 @@ class DockerEngine:
             services = tuple(self._wait_healthy(base, project_name, limit))
         return ComposeResult(verb, tuple(argv), result.stdout + result.stderr, services)
 
+    def compose_follow(
+        self,
+        project_dir: Path,
+        compose_file: Path,
+        project_name: str,
+        on_line: proc.LineCallback,
+        tail: str = "200",
+    ) -> None:
+        """`compose logs --follow`: each line to `on_line` until the project stops or Ctrl-C."""
+        base = self._compose_base(Path(project_dir), Path(compose_file), project_name)
+        argv = [*base, "logs", "--no-color", "--follow", "--tail", tail]
+        self._announce(argv)
+        proc.stream(argv, on_line, timeout=None, check=False, cwd=project_dir)
+
     def _compose_logs(self, base: list[str]) -> str:
         try:
             logs = proc.run([*base, "logs", "--no-color", "--tail", "40"], check=False, timeout=30)
