@@ -230,3 +230,13 @@ def test_unwritable_output_is_one_line(run_cli, tmp_path: Path) -> None:  # type
     init = run_cli("init", "--out", str(tmp_path / "missing" / "ember.toml"))
     assert init.exit_code == 1
     assert init.stderr.startswith("ember: error: No such file or directory")
+
+
+def test_log_folders_are_fresh_and_only_the_newest_are_kept(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from ember.build import KEEP_LOGS, new_log_dir
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    made = [new_log_dir("p") for _ in range(KEEP_LOGS + 5)]
+    assert len(set(made)) == len(made)
+    kept = sorted(p for p in (tmp_path / "ember" / "p" / "logs").iterdir())
+    assert kept == made[-KEEP_LOGS:]

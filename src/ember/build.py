@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,14 +58,27 @@ def state_dir(project: str) -> Path:
     return Path(platformdirs.user_state_dir("ember")) / project
 
 
+KEEP_LOGS = 20
+
+
 def new_log_dir(project: str) -> Path:
+    """A fresh per-build log folder; only the newest KEEP_LOGS folders are kept."""
+    logs = state_dir(project) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    folder = state_dir(project) / "logs" / stamp
-    n = 1
-    while folder.exists():
+    taken = [p.name.rsplit("-", 1)[-1] for p in logs.glob(f"{stamp}-*")]
+    n = max((int(t) for t in taken if t.isdigit()), default=0)
+    while True:
         n += 1
-        folder = state_dir(project) / "logs" / f"{stamp}-{n}"
-    folder.mkdir(parents=True)
+        folder = logs / f"{stamp}-{n:03d}"
+        try:
+            folder.mkdir()
+            break
+        except FileExistsError:
+            continue  # another ember made it a moment ago
+    # Names sort by time: YYYYmmdd-HHMMSS-001, then -002, -003... within one second.
+    for old in sorted(p for p in logs.iterdir() if p.is_dir())[:-KEEP_LOGS]:
+        shutil.rmtree(old, ignore_errors=True)
     return folder
 
 
