@@ -240,3 +240,20 @@ def test_log_folders_are_fresh_and_only_the_newest_are_kept(tmp_path: Path, monk
     assert len(set(made)) == len(made)
     kept = sorted(p for p in (tmp_path / "ember" / "p" / "logs").iterdir())
     assert kept == made[-KEEP_LOGS:]
+
+
+def test_builder_hash_follows_instructions_not_comments_or_labels(tmp_path: Path) -> None:
+    import dataclasses
+
+    from ember.build import builder_hash
+    from ember.plan import make_plan
+    from ember.spec import Loaded
+
+    plan = make_plan(Loaded(profiles.load("demo"), "profile demo", tmp_path, "demo"))
+    other_origin = dataclasses.replace(plan, origin="somewhere else")  # only a comment changes
+    assert builder_hash(other_origin) == builder_hash(plan)
+    env = dict(plan.spec.toolchain.env, EXTRA="1")
+    spec = plan.spec.model_copy(
+        update={"toolchain": plan.spec.toolchain.model_copy(update={"env": env})}
+    )
+    assert builder_hash(dataclasses.replace(plan, spec=spec)) != builder_hash(plan)

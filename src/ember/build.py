@@ -285,8 +285,17 @@ def prepare(plan: Plan, options: BuildOptions, *, runtime: bool) -> Prepared:
 
 
 def builder_hash(plan: Plan) -> str:
-    """sha256 of the rendered builder Dockerfile: what the builder image was made from."""
-    return hashlib.sha256(render_builder(plan).encode("utf-8")).hexdigest()
+    """sha256 of what the builder is made from: its rendered Dockerfile's instructions.
+
+    Comments and LABEL lines are left out, so a new ember release (which stamps
+    both) does not declare a good 90-minute builder stale.
+    """
+    lines = [
+        line
+        for line in render_builder(plan).splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "LABEL "))
+    ]
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def builder_state(engine: Engine, plan: Plan, builder_hash: str) -> str:
