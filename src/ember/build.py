@@ -232,13 +232,9 @@ def resolve_commit(plan: Plan, ref: str | None) -> str:
 
 
 def _labels(plan: Plan, role: str) -> dict[str, str]:
-    from ember import __version__
-
+    """OCI labels added at build time; the ember.* labels come from the rendered LABEL line."""
     spec = plan.spec
     labels = {
-        "ember.project": spec.project.name,
-        "ember.role": role,
-        "ember.version": __version__,
         "org.opencontainers.image.title": spec.project.name
         if role == "runtime"
         else spec.builder_name,
